@@ -1,0 +1,108 @@
+import type * as tfc from "@tensorflow/tfjs-core";
+import type { DType } from "../../dtype.js";
+import { StrictLoadError, UnsupportedFormatError } from "../../errors.js";
+import { isStoredTensor } from "../../tensor/stored-tensor.js";
+import type { TensorSource } from "../../tensor/tensor-source.js";
+import { decodeBytes } from "../../tensor/typed-arrays.js";
+
+/** tfjs dtypes savepoint can hold. */
+export type TfjsDType = "float32" | "int32" | "bool" | "complex64";
+
+/**
+ * True for a tfjs tensor of any installed copy of tfjs-core (checked by shape, not `instanceof`,
+ * so two copies of the library still recognise each other's tensors).
+ */
+export function isTfjsTensor(value: unknown): value is tfc.Tensor {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Partial<tfc.Tensor>;
+  return typeof v.dataSync === "function" && Array.isArray(v.shape) && typeof v.dtype === "string" && "dataId" in v;
+}
+
+/** True for a `tf.Variable` (a tensor that can be assigned in place). */
+export function isTfjsVariable(value: unknown): value is tfc.Variable {
+  return isTfjsTensor(value) && typeof (value as tfc.Variable).assign === "function" && "trainable" in value;
+}
+
+/** savepoint dtype of a tfjs dtype. */
+export function dtypeOfTfjs(dtype: string, key: string): DType {
+  switch (dtype) {
+    case "float32":
+    case "int32":
+    case "bool":
+    case "complex64":
+      return dtype;
+    default:
+      throw new UnsupportedFormatError(`${key} is a tfjs ${dtype} tensor; savepoint stores numeric and bool tensors only. Keep strings outside tensors.`, { subject: key });
+  }
+}
+
+/** The tfjs dtype that holds values of a checkpoint dtype (tfjs has no float16, int64 ...). */
+export function tfjsDTypeFor(dtype: DType): TfjsDType {
+  switch (dtype) {
+    case "int64":
+    case "int32":
+    case "int16":
+    case "int8":
+    case "uint8":
+    case "uint16":
+    case "uint32":
+    case "uint64":
+      return "int32";
+    case "bool":
+      return "bool";
+    case "complex64":
+    case "complex128":
+      return "complex64";
+    default:
+      return "float32";
+  }
+}
+
+/** Reads all bytes of a source into one buffer, straight into place when the source allows. */
+export async function readAll(source: TensorSource): Promise<Uint8Array> {
+  if (isStoredTensor(source)) return source.readRange(0, source.byteLength, new Uint8Array(source.byteLength));
+  const out = new Uint8Array(source.byteLength);
+  let off = 0;
+  for await (const chunk of source.chunks()) {
+    out.set(chunk, off);
+    off += chunk.byteLength;
+  }
+  return out;
+}
+
+/**
+ * The values of `source` as the typed array tfjs stores for `target` dtype: bytes are read straight
+ * into a Float32Array/Int32Array when dtypes agree, and converted (with range checks) otherwise.
+ */
+export async function valuesFor(source: TensorSource, target: TfjsDType, key: string): Promise<Float32Array | Int32Array | Uint8Array> {
+  const bytes = await readAll(source);
+  const same = (source.dtype === "float32" && target === "float32") || (source.dtype === "int32" && target === "int32") || (source.dtype === "complex64" && target === "complex64");
+  if (same) return target === "int32" ? new Int32Array(bytes.buffer, 0, bytes.byteLength / 4) : new Float32Array(bytes.buffer, 0, bytes.byteLength / 4);
+  const decoded = decodeBytes(source.dtype, bytes);
+  switch (target) {
+    case "float32":
+    case "complex64":
+      return decoded instanceof Float32Array ? decoded : Float32Array.from(decoded as ArrayLike<number | bigint>, Number);
+    case "bool":
+      return Uint8Array.from(decoded as ArrayLike<number | bigint>, (v) => (v ? 1 : 0));
+    case "int32": {
+      const out = new Int32Array(decoded.length);
+      for (let i = 0; i < decoded.length; i++) {
+        const v = Number(decoded[i]!);
+        const t = Math.trunc(v);
+        if (!(t >= -2147483648 && t <= 2147483647)) {
+          throw new StrictLoadError(`${key}: value ${String(decoded[i])} at index ${i} does not fit the int32 tensor tfjs holds. Keep this value as a raw tensor (load the checkpoint without a target) instead.`, { subject: key });
+        }
+        out[i] = t;
+      }
+      return out;
+    }
+  }
+}
+
+/** Throws a StrictLoadError when shapes differ. */
+export function checkShape(expected: readonly number[], got: readonly number[], key: string): void {
+  if (expected.length !== got.length || expected.some((d, i) => d !== got[i])) {
+    throw new StrictLoadError(`size mismatch for ${key}: the checkpoint has shape [${got.join(", ")}], the target has [${expected.join(", ")}]. Load a checkpoint of the same architecture, or transform it with loadRaw's \`map\`.`, { subject: key });
+  }
+}

@@ -1,0 +1,138 @@
+import { itemSize, torchDTypeName, torchStorageClass, type DType } from "../../dtype.js";
+import { CorruptCheckpointError, UnsupportedFormatError } from "../../errors.js";
+import { numel, isTensorSource, type TensorSource } from "../../tensor/tensor-source.js";
+import { asOrderedDict, asTuple, PyGlobal } from "../../tree/python-values.js";
+import type { Format, FormatProbe, FormatReadContext, FormatWriteContext } from "../format.js";
+import { pickle, type ReduceSpec } from "../pickle/pickler.js";
+import { unpickle } from "../pickle/unpickler.js";
+import { readZip } from "../zip/reader.js";
+import { ZipWriter } from "../zip/writer.js";
+import { StorageRecord } from "./storage-record.js";
+import { contiguousStrides } from "./strided-tensor.js";
+import { torchGlobals, TorchStorageType, type StorageRef } from "./torch-globals.js";
+
+const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04];
+/** The top folder Lightning's files use (torch.save into a file object). */
+const PREFIX = "archive";
+
+/** A storage the writer emits: one `data/<key>` record per distinct tensor. */
+class StorageOut {
+  constructor(
+    readonly key: string,
+    readonly tensor: TensorSource,
+  ) {}
+}
+
+/**
+ * The file `torch.save` writes (torch ≥ 1.6): a stored zip of `data.pkl` and one record per
+ * storage. Ours load with `torch.load` (and `weights_only=True`), Lightning's load with ours.
+ */
+export const torchZipFormat: Format = {
+  name: "torch",
+  extensions: [".ckpt", ".pt", ".pth", ".bin"],
+
+  detect(probe: FormatProbe): boolean {
+    return probe.info.kind === "file" && !!probe.head && ZIP_MAGIC.every((b, i) => probe.head![i] === b);
+  },
+
+  async read(ctx: FormatReadContext): Promise<unknown> {
+    const source = await ctx.open();
+    const archive = await readZip(source);
+    const first = archive.entries[0];
+    if (!first) throw new CorruptCheckpointError(`${ctx.path} is an empty zip archive, not a torch checkpoint.`, { subject: ctx.path });
+    const slash = first.name.indexOf("/");
+    const prefix = slash < 0 ? "" : first.name.slice(0, slash + 1);
+    const pkl = archive.get(`${prefix}data.pkl`);
+    if (!pkl) throw new UnsupportedFormatError(`${ctx.path} is a zip archive without ${prefix}data.pkl, so not a torch checkpoint.`, { subject: ctx.path });
+    const byteorder = archive.get(`${prefix}byteorder`);
+    if (byteorder) {
+      const order = new TextDecoder().decode(await source.read(byteorder.dataOffset, Math.min(byteorder.size, 16)));
+      if (order !== "little") throw new UnsupportedFormatError(`${ctx.path} stores ${order}-endian tensors; savepoint reads little-endian files only.`, { subject: ctx.path });
+    }
+    const pklRecord = new StorageRecord(source, `${ctx.path}:${pkl.name}`, pkl.dataOffset, pkl.size, pkl.crc32, ctx.verify);
+    const pklBytes = await pklRecord.read(0, pkl.size);
+    const storages = new Map<string, StorageRef>();
+    const globals = torchGlobals(ctx.path);
+    const { value } = unpickle(pklBytes, {
+      where: `${ctx.path}:${pkl.name}`,
+      safe: ctx.safe,
+      globals,
+      persistentLoad: (pid) => {
+        if (!Array.isArray(pid) || pid[0] !== "storage" || !(pid[1] instanceof TorchStorageType) || typeof pid[2] !== "string" || typeof pid[4] !== "number") {
+          throw new CorruptCheckpointError(`${ctx.path}: data.pkl refers to a storage with a malformed persistent id.`, { subject: ctx.path });
+        }
+        const [, type, key, , count] = pid as [string, TorchStorageType, string, string, number];
+        const cached = storages.get(key);
+        if (cached) return cached;
+        const name = `${prefix}data/${key}`;
+        const entry = archive.get(name);
+        if (!entry) throw new CorruptCheckpointError(`${ctx.path}: data.pkl refers to the record ${name}, which the archive lacks.`, { subject: name });
+        const bytes = type.dtype ? count * itemSize(type.dtype) : count;
+        if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > entry.size) {
+          throw new CorruptCheckpointError(`${ctx.path}: storage ${name} claims ${count} elements (${bytes} bytes) but the record holds ${entry.size} bytes.`, { subject: name });
+        }
+        const record = new StorageRecord(source, `${ctx.path}:${name}`, entry.dataOffset, entry.size, entry.crc32, ctx.verify);
+        const ref: StorageRef = { type, numel: count, read: (o, l, into) => record.read(o, l, into), where: `${ctx.path}:${name}` };
+        storages.set(key, ref);
+        return ref;
+      },
+    });
+    return value;
+  },
+
+  async write(tree: unknown, ctx: FormatWriteContext): Promise<void> {
+    const storages: StorageOut[] = [];
+    const byTensor = new Map<TensorSource, StorageOut>();
+    const pkl = pickle(tree, {
+      where: ctx.path,
+      persistentId: (v) => {
+        if (!(v instanceof StorageOut)) return undefined;
+        const d = v.tensor.dtype;
+        const cls = torchStorageClass(d);
+        // Typed storages count elements; dtypes without one (uint16, float8...) go untyped, in bytes.
+        return asTuple(["storage", new PyGlobal("torch", cls ?? "UntypedStorage"), v.key, "cpu", cls ? numel(v.tensor.shape) : v.tensor.byteLength]);
+      },
+      reduce: (v): ReduceSpec | undefined => {
+        if (!isTensorSource(v)) return undefined;
+        let s = byTensor.get(v);
+        if (!s) {
+          s = new StorageOut(String(storages.length), v);
+          storages.push(s);
+          byTensor.set(v, s);
+        }
+        const args: unknown[] = [s, 0, asTuple([...v.shape]), asTuple(contiguousStrides(v.shape)), false, asOrderedDict({})];
+        if (torchStorageClass(v.dtype)) return { module: "torch._utils", name: "_rebuild_tensor_v2", args };
+        return { module: "torch._utils", name: "_rebuild_tensor_v3", args: [...args, torchDType(v.dtype)] };
+      },
+    });
+    const out = await ctx.io.openWrite(ctx.path);
+    try {
+      const zip = new ZipWriter(out);
+      const text = (s: string) => new TextEncoder().encode(s);
+      await zip.addEntry(`${PREFIX}/data.pkl`, pkl, pkl.byteLength);
+      await zip.addEntry(`${PREFIX}/.format_version`, text("1"), 1);
+      await zip.addEntry(`${PREFIX}/.storage_alignment`, text("64"), 2);
+      await zip.addEntry(`${PREFIX}/byteorder`, text("little"), 6);
+      for (const s of storages) await zip.addEntry(`${PREFIX}/data/${s.key}`, s.tensor.chunks(ctx.chunkBytes), s.tensor.byteLength);
+      await zip.addEntry(`${PREFIX}/version`, text("3\n"), 2);
+      const id = serializationId();
+      await zip.addEntry(`${PREFIX}/.data/serialization_id`, text(id), id.length);
+      await zip.finish();
+      await out.commit();
+    } catch (err) {
+      await out.abort();
+      throw err;
+    }
+  },
+};
+
+function torchDType(d: DType): PyGlobal {
+  return new PyGlobal("torch", torchDTypeName(d));
+}
+
+function serializationId(): string {
+  // torch writes a random 40-digit decimal id; any unique string serves.
+  let s = "";
+  for (let i = 0; i < 40; i++) s += Math.floor(Math.random() * 10);
+  return s;
+}

@@ -1,0 +1,48 @@
+/**
+ * @savepoint/core: checkpointing for TensorFlow.js training loops with the semantics of Lightning
+ * Fabric's save / load / load_raw, in files PyTorch and Lightning read and write.
+ *
+ * @packageDocumentation
+ */
+export { Fabric, type FabricOptions, type SaveOptions, type LoadOptions, type LoadRawOptions } from "./fabric.js";
+export * from "./errors.js";
+export { type DType, DTYPES, isDType, itemSize } from "./dtype.js";
+
+export { type TensorSource, isTensorSource, numel, DEFAULT_CHUNK_BYTES } from "./tensor/tensor-source.js";
+export { StoredTensor, HostTensor, LazyTensor, isStoredTensor, type RangeReader } from "./tensor/stored-tensor.js";
+export { decodeBytes, encodeValues, bytesOf, type TensorData } from "./tensor/typed-arrays.js";
+export { transpose2d } from "./tensor/transpose.js";
+
+export { asTuple, isTuple, withIntKeys, intKeysOf, asOrderedDict, isOrderedDict, PyGlobal, PyObject } from "./tree/python-values.js";
+
+export type { ByteSource, ByteSink, AtomicWrite } from "./io/byte-source.js";
+export type { CheckpointIO, PathInfo } from "./io/checkpoint-io.js";
+export { NodeFileIO } from "./io/node-fs-io.js";
+export { MemoryIO } from "./io/memory-io.js";
+
+export type { Backend } from "./backends/backend.js";
+export { TfjsBackend, cpuBackend } from "./backends/tfjs/tfjs-backend.js";
+
+export { type Collective, type CollectiveOptions, SingleProcessCollective } from "./collectives/collective.js";
+
+export type { Strategy, StrategyContext, StrategySaveOptions, StrategyLoadOptions, StrategyLoadRawOptions } from "./strategies/strategy.js";
+export { SingleDeviceStrategy } from "./strategies/single-device.js";
+export { type KeyMap, applyKeyMap } from "./strategies/key-map.js";
+export { type SaveFilter, convertState, restoreState, toWritableTree, validateFilter } from "./strategies/state-conversion.js";
+export { writeCheckpoint, withCheckpoint } from "./strategies/checkpoint-files.js";
+
+export type { Format, FormatProbe, FormatReadContext, FormatWriteContext, SafetyMode } from "./formats/format.js";
+export { FormatRegistry } from "./formats/format-registry.js";
+export { defaultFormats } from "./formats/default-formats.js";
+export { torchZipFormat } from "./formats/torch/torch-zip-format.js";
+export { safetensorsFormat } from "./formats/safetensors/safetensors-format.js";
+
+export type { StatefulAdapter, StatefulKind, AdapterContext } from "./adapters/stateful-adapter.js";
+export { AdapterRegistry } from "./adapters/stateful-adapter.js";
+export { layersModelAdapter } from "./adapters/tfjs/layers-model-adapter.js";
+export { tfjsOptimizerAdapter } from "./adapters/tfjs/optimizer-adapter.js";
+export { genericStatefulAdapter } from "./adapters/generic-stateful.js";
+export { modelParameters } from "./adapters/tfjs/model-parameters.js";
+
+export { registerStrategy, registerBackend, createStrategy, createBackend } from "./registry.js";
+export { checkInterface } from "./capabilities.js";

@@ -1,0 +1,58 @@
+import { randomBytes } from "node:crypto";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { crc32, crc32IsNative, crc32Portable } from "../../src/formats/zip/crc32.js";
+
+const ascii = (s: string) => new TextEncoder().encode(s);
+
+/** Splits `data` at random points and folds the CRC across the pieces. */
+function incremental(fn: (d: Uint8Array, p?: number) => number, data: Uint8Array): number {
+  let crc = 0;
+  for (let at = 0; at < data.length; ) {
+    const n = Math.min(data.length - at, Math.floor(Math.random() * 100));
+    crc = fn(data.subarray(at, at + n), crc);
+    at += n;
+  }
+  return crc;
+}
+
+describe("crc32", () => {
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    vi.resetModules();
+  });
+
+  it("matches the standard check values", () => {
+    for (const fn of [crc32, crc32Portable]) {
+      expect(fn(ascii("123456789"))).toBe(0xcbf43926);
+      expect(fn(new Uint8Array(0))).toBe(0);
+      expect(fn(new Uint8Array(0), 0x1234abcd)).toBe(0x1234abcd);
+      expect(fn(ascii("The quick brown fox jumps over the lazy dog"))).toBe(0x414fa339);
+    }
+  });
+
+  it("uses Node's zlib here", () => {
+    expect(crc32IsNative).toBe(true);
+  });
+
+  it("native and portable paths agree on random data, whole and in chunks", () => {
+    for (const length of [1, 7, 8, 9, 63, 1000, 65_537, 1 << 20]) {
+      const data = new Uint8Array(randomBytes(length));
+      const whole = crc32(data);
+      expect(crc32Portable(data)).toBe(whole);
+      expect(incremental(crc32, data)).toBe(whole);
+      expect(incremental(crc32Portable, data)).toBe(whole);
+      // Unaligned views must not confuse the slice-by-8 loop.
+      expect(crc32Portable(data.subarray(1))).toBe(crc32(data.subarray(1)));
+    }
+  });
+
+  it("falls back to the portable tables when node:zlib cannot be obtained", async () => {
+    vi.stubGlobal("process", { ...process, getBuiltinModule: undefined });
+    vi.resetModules();
+    const fallback = await import("../../src/formats/zip/crc32.js");
+    expect(fallback.crc32IsNative).toBe(false);
+    const data = new Uint8Array(randomBytes(10_000));
+    expect(fallback.crc32(data)).toBe(crc32(data));
+    expect(incremental(fallback.crc32, data)).toBe(crc32(data));
+  });
+});
