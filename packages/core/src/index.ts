@@ -36,6 +36,8 @@ export { FormatRegistry } from "./formats/format-registry.js";
 export { defaultFormats } from "./formats/default-formats.js";
 export { torchZipFormat } from "./formats/torch/torch-zip-format.js";
 export { safetensorsFormat } from "./formats/safetensors/safetensors-format.js";
+export { tfjsManifestFormat } from "./formats/tfjs/tfjs-manifest-format.js";
+export { safetensorsIndexFormat, safetensorsIndexFormatWith, DEFAULT_MAX_SHARD_SIZE, type SafetensorsIndexOptions } from "./formats/safetensors-index/safetensors-index-format.js";
 
 export type { StatefulAdapter, StatefulKind, AdapterContext } from "./adapters/stateful-adapter.js";
 export { AdapterRegistry } from "./adapters/stateful-adapter.js";

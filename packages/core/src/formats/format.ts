@@ -11,8 +11,10 @@ export interface FormatReadContext {
   readonly path: string;
   readonly info: PathInfo;
   /**
-   * Opens the checkpoint file, or with `relative` a file inside a directory checkpoint.
-   * Relative paths that escape the checkpoint are refused with `CorruptCheckpointError`.
+   * Opens the checkpoint file, or with `relative` a file in the checkpoint's folder (inside a
+   * directory checkpoint, or beside a file checkpoint such as a manifest). Files stay open while
+   * the load runs and reopen per read afterwards. Relative paths that escape the folder are
+   * refused with `CorruptCheckpointError`.
    */
   open(relative?: string): Promise<ByteSource>;
   /** Unknown pickle globals: inert placeholders (default) or an `UnsafeCheckpointError`. */

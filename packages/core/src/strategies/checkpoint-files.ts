@@ -1,5 +1,5 @@
 import type { FormatReadContext } from "../formats/format.js";
-import { resolveInside } from "../io/paths.js";
+import { dirname, resolveInside } from "../io/paths.js";
 import { SourcePool } from "../io/source-pool.js";
 import type { StrategyContext } from "./strategy.js";
 
@@ -22,7 +22,9 @@ export async function withCheckpoint<T>(path: string, ctx: StrategyContext, use:
     io: ctx.io,
     path,
     info: probe.info,
-    open: (relative) => pool.get(relative === undefined ? path : resolveInside(path, relative, path)),
+    // Relative names resolve in the checkpoint's folder: the directory itself, or the folder of a
+    // file checkpoint (a manifest's shards sit beside it).
+    open: (relative) => pool.get(relative === undefined ? path : resolveInside(probe.info.kind === "directory" ? path : dirname(path), relative, path)),
     safe: ctx.safe,
     verify: ctx.verify,
   };

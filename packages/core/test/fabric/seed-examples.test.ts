@@ -59,7 +59,7 @@ describe("seed examples", () => {
     expect(Object.keys(sd)).toEqual(["dense.kernel", "dense.bias", "dense_1.kernel", "dense_1.bias"]);
     expect(isStoredTensor(sd["dense.kernel"])).toBe(true);
     expect(sd["dense.kernel"]!.shape).toEqual([4, 6]);
-    expect(Array.from(await sd["dense.kernel"]!.data())).toEqual(Array.from(model.weights[0]!.read().dataSync()));
+    expect(Array.from((await sd["dense.kernel"]!.data()) as Float32Array)).toEqual(Array.from(model.weights[0]!.read().dataSync()));
   });
 
   it("keeps state-dict keys stable across instances built in one process", async () => {

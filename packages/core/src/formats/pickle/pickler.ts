@@ -53,7 +53,11 @@ interface Frame {
   steps: Steps;
   obj: object | undefined;
   label: Label | null;
+  /** Output offset right after `obj` was created. */
+  memo: number;
 }
+
+const OPEN = -1;
 
 const PID_LABEL = { text: "(persistent id)" };
 const STATE_LABEL = { text: ".state" };
@@ -62,10 +66,11 @@ const KEY_LABEL = { text: " (a key)" };
 class Pickler {
   private readonly w = new ByteWriter();
   private readonly frames: Frame[] = [];
-  /** Objects being written (their frame is open): meeting one again is a cycle. */
-  private readonly onPath = new Set<object>();
-  /** Output offset right after each written object was created: where a PUT goes if it is shared. */
-  private readonly memoPoint = new Map<object, number>();
+  /**
+   * Every object met so far: OPEN while its frame is open (meeting it again is a cycle), then
+   * the output offset right after it was created, where a PUT goes if it turns out to be shared.
+   */
+  private readonly seen = new Map<object, number>();
   private readonly memoId = new Map<object, number>();
   private readonly puts: { offset: number; data: Uint8Array }[] = [];
   private readonly prefix: string;
@@ -83,7 +88,7 @@ class Pickler {
       const step = top.steps.next();
       if (step.done) {
         this.frames.pop();
-        if (top.obj) this.onPath.delete(top.obj);
+        if (top.obj) this.seen.set(top.obj, top.memo);
         continue;
       }
       const child = step.value;
@@ -98,9 +103,10 @@ class Pickler {
   private open(value: unknown, label: Label | null, noPid: boolean): Frame | undefined {
     const isObject = (typeof value === "object" && value !== null) || typeof value === "function";
     if (isObject) {
-      if (this.onPath.has(value)) throw this.cycle(label);
-      if (this.memoPoint.has(value)) {
-        this.recall(value);
+      const seen = this.seen.get(value);
+      if (seen === OPEN) throw this.cycle(label);
+      if (seen !== undefined) {
+        this.recall(value, seen);
         return undefined;
       }
     }
@@ -140,16 +146,16 @@ class Pickler {
       return undefined;
     }
     if (Array.isArray(value)) {
-      return this.frame(value, label, isTuple(value) ? this.tuple(value, (i) => i, value) : this.list(value));
+      return this.frame(value, label, isTuple(value) ? this.tuple(value, (i) => i, true) : this.list(value));
     }
     if (value instanceof Uint8Array) {
       this.bytes(value);
-      this.memoAt(value);
+      this.seen.set(value, this.w.length);
       return undefined;
     }
     if (value instanceof PyGlobal) {
       this.global(value.module, value.name, label);
-      this.memoAt(value);
+      this.seen.set(value, this.w.length);
       return undefined;
     }
     if (value instanceof Map) return this.frame(value, label, this.mapDict(value));
@@ -161,24 +167,25 @@ class Pickler {
 
   private frame(value: unknown, label: Label | null, steps: Steps): Frame {
     const obj = (typeof value === "object" && value !== null) || typeof value === "function" ? (value as object) : undefined;
-    if (obj) this.onPath.add(obj);
-    return { steps, obj, label };
+    if (obj) this.seen.set(obj, OPEN);
+    return { steps, obj, label, memo: OPEN };
   }
 
   // ---- memo --------------------------------------------------------------------------------
 
-  private memoAt(obj: object): void {
-    this.memoPoint.set(obj, this.w.length);
+  /** Marks the point right after the open frame's object was created. */
+  private memoAt(): void {
+    (this.frames[this.frames.length - 1] as Frame).memo = this.w.length;
   }
 
   /** A second reference: give the object a memo slot (PUT spliced in at its creation) and GET it. */
-  private recall(obj: object): void {
+  private recall(obj: object, offset: number): void {
     let id = this.memoId.get(obj);
     if (id === undefined) {
       id = this.memoId.size;
       this.memoId.set(obj, id);
       const data = id < 256 ? Uint8Array.of(Op.BINPUT, id) : Uint8Array.of(Op.LONG_BINPUT, id & 0xff, (id >> 8) & 0xff, (id >> 16) & 0xff, id >>> 24);
-      this.puts.push({ offset: this.memoPoint.get(obj) as number, data });
+      this.puts.push({ offset, data });
     }
     if (id < 256) this.w.byte2(Op.BINGET, id);
     else {
@@ -272,7 +279,7 @@ class Pickler {
 
   private *list(items: unknown[]): Steps {
     this.w.byte(Op.EMPTY_LIST);
-    this.memoAt(items);
+    this.memoAt();
     const c: Child = { value: undefined, label: 0, noPid: false };
     const count = items.length;
     for (let i = 0; i < count; i++) {
@@ -284,8 +291,8 @@ class Pickler {
     }
   }
 
-  /** A tuple of `items`; memoised as `obj` when it is a value of its own (not a call's arguments). */
-  private *tuple(items: unknown[], label: (i: number) => Label, obj?: object): Steps {
+  /** A tuple of `items`; `memoise` when it is the frame's value (not a call's arguments). */
+  private *tuple(items: unknown[], label: (i: number) => Label, memoise = false): Steps {
     const n = items.length;
     const c: Child = { value: undefined, label: 0, noPid: false };
     if (n === 0) this.w.byte(Op.EMPTY_TUPLE);
@@ -298,7 +305,7 @@ class Pickler {
       }
       this.w.byte(n === 1 ? Op.TUPLE1 : n === 2 ? Op.TUPLE2 : n === 3 ? Op.TUPLE3 : Op.TUPLE);
     }
-    if (obj) this.memoAt(obj);
+    if (memoise) this.memoAt();
   }
 
   private dictStart(dict: object): void {
@@ -309,7 +316,7 @@ class Pickler {
     } else {
       this.w.byte(Op.EMPTY_DICT);
     }
-    this.memoAt(dict);
+    this.memoAt();
   }
 
   private *objectDict(dict: Record<string, unknown>): Steps {
@@ -386,7 +393,7 @@ class Pickler {
     }
     this.w.byte(Op.TUPLE1);
     this.w.byte(Op.REDUCE);
-    this.memoAt(set);
+    this.memoAt();
   }
 
   private *pyObject(obj: PyObject): Steps {
@@ -400,7 +407,7 @@ class Pickler {
     yield* this.tuple(obj.args, (i) => ({ text: `.args[${i}]` }));
     // Made by cls.__new__ when read: NEWOBJ again, so __init__ is not called with missing args.
     this.w.byte(isNewObj(obj) ? Op.NEWOBJ : Op.REDUCE);
-    this.memoAt(obj);
+    this.memoAt();
     const c: Child = { value: undefined, label: 0, noPid: false };
     const items = obj.items ?? [];
     for (let i = 0; i < items.length; i++) {
@@ -423,7 +430,7 @@ class Pickler {
   private *persistent(value: unknown, pid: unknown): Steps {
     yield { value: pid, label: PID_LABEL, noPid: true };
     this.w.byte(Op.BINPERSID);
-    if (typeof value === "object" && value !== null) this.memoAt(value);
+    this.memoAt();
   }
 
   private *reduced(value: unknown, spec: ReduceSpec): Steps {
@@ -436,7 +443,7 @@ class Pickler {
     this.global(spec.module, spec.name, null);
     yield* this.tuple(spec.args, (i) => ({ text: `(${spec.module}.${spec.name} argument ${i})` }));
     this.w.byte(Op.REDUCE);
-    if (typeof value === "object" && value !== null) this.memoAt(value);
+    this.memoAt();
     if (spec.state !== undefined) {
       yield { value: spec.state, label: STATE_LABEL, noPid: false };
       this.w.byte(Op.BUILD);

@@ -83,6 +83,13 @@ class Machine {
   private readonly globalValues = new Map<string, unknown>();
   /** Which allow-listed global a pushed value stands for. */
   private readonly classes = new WeakMap<object, GlobalInfo>();
+  /**
+   * Copying work done on the file's behalf (handler arguments, state merges). Each legitimate
+   * copy is paid for by the bytes that built its source once; a file that copies the same list
+   * again and again is cut off, so time and memory stay linear in the file size.
+   */
+  private work = 0;
+  private readonly budget: number;
   /** Dicts that became Maps after being referenced: resolved on every read, fixed in the result at STOP. */
   private readonly replaced = new Map<object, object>();
 
@@ -94,6 +101,7 @@ class Machine {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.end = bytes.length;
     this.where = options.where;
+    this.budget = 16 * bytes.length + 1_000_000;
   }
 
   run(start: number): { value: unknown; end: number } {
@@ -568,6 +576,7 @@ class Machine {
   /** Merges a dict state into a dict (Python's `__dict__.update`), recording a Map conversion. */
   private merge(target: PyDict, state: PyDict): PyDict {
     let dict = target;
+    this.spend(sizeOf(state));
     if (state instanceof Map) {
       for (const [k, v] of state) dict = setDictItem(dict, k, v);
     } else {
@@ -639,7 +648,7 @@ class Machine {
     const info = this.info(callee);
     if (info) {
       const call = info.handler.call;
-      return call ? this.invoke(info, () => call.call(info.handler, args)) : new PyObject(info.module, info.name, args);
+      return call ? this.invoke(info, () => call.call(info.handler, args), args) : new PyObject(info.module, info.name, args);
     }
     if (callee instanceof PyGlobal) return new PyObject(callee.module, callee.name, args);
     throw this.corrupt(`REDUCE calls ${describe(callee)}, which is not a class or function`);
@@ -650,7 +659,7 @@ class Machine {
     const info = this.info(cls);
     if (info) {
       const construct = info.handler.construct;
-      if (construct) return this.invoke(info, () => construct.call(info.handler, args, kwargs));
+      if (construct) return this.invoke(info, () => construct.call(info.handler, args, kwargs), args);
       return markNewObj(new PyObject(info.module, info.name, args), kwargs);
     }
     if (cls instanceof PyGlobal) return markNewObj(new PyObject(cls.module, cls.name, args), kwargs);
@@ -670,7 +679,7 @@ class Machine {
       : undefined;
     if (typeof setState === "function") {
       const info = this.info(target) ?? { module: "?", name: describe(target), handler: {} };
-      this.invoke(info, () => (setState as (s: unknown) => unknown).call(target, state));
+      this.invoke(info, () => (setState as (s: unknown) => unknown).call(target, state), [state]);
       return;
     }
     if (target instanceof PyObject) {
@@ -697,7 +706,7 @@ class Machine {
         "the pickle refers to external data (a persistent id) but nothing to resolve it was given; read it as part of its checkpoint",
       );
     }
-    return this.invoke({ module: "persistent_load", name: "", handler: {} }, () => load(pid));
+    return this.invoke({ module: "persistent_load", name: "", handler: {} }, () => load(pid), [pid]);
   }
 
   private argsTuple(args: unknown, op: number): unknown[] {
@@ -706,7 +715,8 @@ class Machine {
   }
 
   /** Runs handler code; its own typed errors pass through, anything else names the global. */
-  private invoke<T>(info: GlobalInfo, fn: () => T): T {
+  private invoke<T>(info: GlobalInfo, fn: () => T, args: readonly unknown[] = []): T {
+    for (const arg of args) this.spend(sizeOf(arg));
     try {
       return fn();
     } catch (err) {
@@ -716,6 +726,17 @@ class Machine {
         `${this.where}: ${what} could not use the data at byte ${this.at}: ${(err as Error)?.message ?? String(err)}. ` +
           `The checkpoint is corrupt or was written by a version savepoint does not read.`,
         { cause: err, subject: this.where },
+      );
+    }
+  }
+
+  private spend(units: number): void {
+    this.work += units;
+    if (this.work > this.budget) {
+      throw new UnsupportedFormatError(
+        `${this.where}: the pickle asks for far more copying than its ${this.bytes.length} bytes justify (the same data copied over and over, byte ${this.at}); ` +
+          `savepoint stops to bound memory and time. torch.save never writes such files; do not load it.`,
+        { subject: this.where },
       );
     }
   }
@@ -757,6 +778,14 @@ class Machine {
 function intOf(key: string): number | bigint {
   const n = Number(key);
   return Number.isSafeInteger(n) ? n : BigInt(key);
+}
+
+/** How many elements copying `value` may touch. */
+function sizeOf(value: unknown): number {
+  if (Array.isArray(value) || typeof value === "string" || value instanceof Uint8Array) return value.length + 1;
+  if (value instanceof Set || value instanceof Map) return value.size + 1;
+  if (isPlainObject(value)) return Object.keys(value).length + 1;
+  return 1;
 }
 
 function pushAll(target: unknown[], items: unknown[]): void {
