@@ -127,6 +127,18 @@ for p in (0, 2, 4):
     expect(() => load(bin("\x80\x02T\xff\xff\xff\xffab."))).toThrow(/negative length/);
   });
 
+  it("cuts off a file that copies the same list over and over (work linear in file size)", () => {
+    const list = "]q\x00(" + "N".repeat(100_000) + "e";
+    const copies = "c__builtin__\nset\nq\x01" + "h\x01h\x00\x85R0".repeat(100_000);
+    const started = performance.now();
+    const err = errorOf(() => load(bin("\x80\x02" + list + copies + "N.")));
+    expect(err).toBeInstanceOf(UnsupportedFormatError);
+    expect(err.message).toMatch(/far more copying than its \d+ bytes justify/);
+    expect(performance.now() - started).toBeLessThan(5000);
+    // the same copy done once is fine
+    expect(load(bin("\x80\x02" + list + "c__builtin__\nset\nq\x01h\x01h\x00\x85R."))).toEqual(new Set([null]));
+  });
+
   it("refuses bytearray(huge) instead of allocating it", () => {
     const err = errorOf(() => load(bin("\x80\x02c__builtin__\nbytearray\nJ\xff\xff\xff\x7f\x85R.")));
     expect(err).toBeInstanceOf(CorruptCheckpointError);

@@ -128,6 +128,16 @@ print(json.dumps([op.name for op, a, p in pickletools.genops(data)]))`,
     expect(back[303]).toBe(back[603]);
   });
 
+  it("splices memo PUTs correctly across output chunks", () => {
+    const parts: unknown[] = [];
+    const shared = Array.from({ length: 8 }, (_, i) => ({ i }));
+    for (let i = 0; i < 8; i++) parts.push("z".repeat(50_000 + i * 7919), shared[i], new Uint8Array(40_000).fill(i), shared[i]);
+    const bytes = pickle(parts);
+    const r = pythonLoads(bytes, "all(value[4*i+1] is value[4*i+3] and value[4*i+1] == {'i': i} for i in range(8))");
+    expect(r.extra).toBe(true);
+    expect(r.canon).toEqual(canon(parts, true));
+  });
+
   it("writes PyObject with args, items, entries and state; NEWOBJ for instances read via __new__", () => {
     const value = [
       new PyObject("fractions", "Fraction", [1, 3]),

@@ -35,7 +35,7 @@ describe("hostile sharded safetensors indexes", () => {
     io.files.set("model.safetensors.index.json", io.files.get(INDEX)!);
     io.files.set(S1, io.files.get(`ck/${S1}`)!);
     io.files.set(S2, io.files.get(`ck/${S2}`)!);
-    expect(Array.from(await ((await indexFabric(io).load("model.safetensors.index.json")).a as StoredTensor).data())).toEqual([1, 2]);
+    expect(Array.from((await ((await indexFabric(io).load("model.safetensors.index.json")).a as StoredTensor).data()) as ArrayLike<number>)).toEqual([1, 2]);
   });
 
   it("refuses shard paths escaping the folder", async () => {

@@ -46,7 +46,7 @@ describe("TensorFlow.js fixtures", () => {
       expect(got).toEqual(raw);
       const first = Object.values(tree)[0] as StoredTensor;
       const want = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + first.byteLength));
-      expect(Array.from(await first.data())).toEqual(Array.from(want));
+      expect(Array.from((await first.data()) as ArrayLike<number>)).toEqual(Array.from(want));
     });
   }
 
@@ -85,7 +85,7 @@ describe("TensorFlow.js fixtures", () => {
       expect(t.dtype).toBe("float32");
       expect([...t.shape]).toEqual([3, 3, 64, 128]);
       const want = byHand(i) as number[];
-      expect(Array.from(await t.data())).toEqual(want);
+      expect(Array.from((await t.data()) as ArrayLike<number>)).toEqual(want);
       // A range straddling the boundary, not aligned to elements.
       const boundary = (shard1 - offsets[i]!) * 4;
       const part = await t.readRange(boundary - 7, 30);
@@ -101,7 +101,7 @@ describe("TensorFlow.js fixtures", () => {
       for (let i = 0; i < weights.length; i++) {
         const t = tree[weights[i]!.name]!;
         expect(isStoredTensor(t)).toBe(true);
-        expect(Array.from(await t.data()), weights[i]!.name).toEqual(Array.from(byHand(i)));
+        expect(Array.from((await t.data()) as ArrayLike<number>), weights[i]!.name).toEqual(Array.from(byHand(i)));
       }
     });
   });

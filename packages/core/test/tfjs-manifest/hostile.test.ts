@@ -201,7 +201,7 @@ describe("synthetic groups: quantization kinds, weights spanning several files",
       for (const [name, values] of Object.entries(want)) {
         const t = tree[name] as StoredTensor;
         expect(t.dtype, name).toBe(dtypes[name] ?? "float32");
-        expect(Array.from(await t.data()), name).toEqual(values);
+        expect(Array.from((await t.data()) as ArrayLike<number>), name).toEqual(values);
         // Every sub-range equals the same slice of the full bytes.
         const full = await t.bytes();
         for (let off = 0; off < t.byteLength; off++) {
