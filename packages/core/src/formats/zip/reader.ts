@@ -77,7 +77,7 @@ interface EndRecord {
 }
 
 /** Position in `tail` of the EOCD: the last signature whose comment ends the file, else the last that fits. */
-function findEocd(tail: Uint8Array): number {
+function findEocd(tail: Uint8Array, exactOnly = false): number {
   const v = view(tail);
   let fitting = -1;
   for (let i = tail.length - EOCD_SIZE; i >= 0; i--) {
@@ -87,17 +87,25 @@ function findEocd(tail: Uint8Array): number {
     // Tolerates trailing bytes after the comment, as Python's zipfile does.
     if (end < tail.length && fitting < 0) fitting = i;
   }
-  return fitting;
+  return exactOnly ? -1 : fitting;
 }
 
 async function readEndRecord(source: ByteSource): Promise<EndRecord> {
   if (source.size < EOCD_SIZE) {
     throw corrupt(source, `only ${source.size} bytes long, too short for a zip archive (a torch.save checkpoint)`);
   }
-  const tailLength = Math.min(source.size, EOCD_SEARCH);
-  const tailStart = source.size - tailLength;
-  const tail = await source.read(tailStart, tailLength);
-  const at = findEocd(tail);
+  // Almost every archive has no comment: try a small tail first, so opening a checkpoint reads
+  // about a kilobyte here instead of 64 KiB.
+  let tailLength = Math.min(source.size, 1024);
+  let tailStart = source.size - tailLength;
+  let tail = await source.read(tailStart, tailLength);
+  let at = findEocd(tail, true);
+  if (at < 0 && tailLength < Math.min(source.size, EOCD_SEARCH)) {
+    tailLength = Math.min(source.size, EOCD_SEARCH);
+    tailStart = source.size - tailLength;
+    tail = await source.read(tailStart, tailLength);
+    at = findEocd(tail);
+  } else if (at < 0) at = findEocd(tail);
   if (at < 0) {
     throw corrupt(source, "no zip end-of-central-directory record in the last 64 KiB; this is not a zip archive or its end is missing");
   }
