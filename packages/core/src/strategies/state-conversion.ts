@@ -4,7 +4,7 @@ import { describe } from "../capabilities.js";
 import { InvalidArgumentError, StrictLoadError } from "../errors.js";
 import { isTensorSource } from "../tensor/tensor-source.js";
 import { checkDepth, isPlainObject, keyPath } from "../tree/plain.js";
-import { PyGlobal, PyObject } from "../tree/python-values.js";
+import { copyMarks, PyGlobal, PyObject } from "../tree/python-values.js";
 
 /** Per top-level key, which items of its state dict to save. */
 export type SaveFilter = Record<string, (key: string, value: unknown) => boolean>;
@@ -46,7 +46,7 @@ export async function convertState(state: Record<string, unknown>, filter: SaveF
     if (fn && isPlainObject(converted)) {
       let kept: Record<string, unknown> | undefined;
       for (const [k, v] of Object.entries(converted)) {
-        if (fn(k, v)) (kept ??= copyMarks(converted))[k] = v;
+        if (fn(k, v)) (kept ??= copyMarks(converted, {} as Record<string, unknown>))[k] = v;
       }
       if (kept) out[key] = kept;
     } else {
@@ -54,13 +54,6 @@ export async function convertState(state: Record<string, unknown>, filter: SaveF
     }
   }
   return out;
-}
-
-function copyMarks(from: object): Record<string, unknown> {
-  // Keep the OrderedDict / int-key marks of the filtered dict.
-  const to: Record<string, unknown> = {};
-  for (const s of Object.getOwnPropertySymbols(from)) Object.defineProperty(to, s, Object.getOwnPropertyDescriptor(from, s)!);
-  return to;
 }
 
 /**
@@ -76,7 +69,7 @@ export function toWritableTree(value: unknown, backend: Backend, path = "", dept
   if (value instanceof PyObject) return value;
   if (Array.isArray(value)) {
     const out = value.map((v, i) => toWritableTree(v, backend, keyPath(path, i), depth + 1));
-    return copySymbols(value, out);
+    return copyMarks(value, out);
   }
   if (value instanceof Map) {
     const out = new Map();
@@ -87,17 +80,12 @@ export function toWritableTree(value: unknown, backend: Backend, path = "", dept
   if (isPlainObject(value)) {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) out[k] = toWritableTree(v, backend, keyPath(path, k), depth + 1);
-    return copySymbols(value, out);
+    return copyMarks(value, out);
   }
   throw new InvalidArgumentError(
     `${path || "the state"} is ${describe(value)}, which savepoint cannot store. Give it stateDict()/loadStateDict() methods, or store plain data (numbers, strings, booleans, null, arrays, plain objects) and tensors.`,
     { subject: path },
   );
-}
-
-function copySymbols<T extends object>(from: object, to: T): T {
-  for (const s of Object.getOwnPropertySymbols(from)) Object.defineProperty(to, s, Object.getOwnPropertyDescriptor(from, s)!);
-  return to;
 }
 
 /** Lightning's `_validate_keys_for_strict_loading`. */

@@ -77,3 +77,9 @@ export class PyObject {
     return `<${this.module}.${this.name} object (inert)>`;
   }
 }
+
+/** Copies the Python marks (tuple, int keys, OrderedDict) of `from` onto `to`. Returns `to`. */
+export function copyMarks<T extends object>(from: object, to: T): T {
+  for (const s of Object.getOwnPropertySymbols(from)) Object.defineProperty(to, s, Object.getOwnPropertyDescriptor(from, s)!);
+  return to;
+}
