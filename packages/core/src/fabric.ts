@@ -18,6 +18,8 @@ import { SingleDeviceStrategy } from "./strategies/single-device.js";
 import { validateFilter, type SaveFilter } from "./strategies/state-conversion.js";
 import { STRATEGY_REQUIRED, type Strategy, type StrategyContext } from "./strategies/strategy.js";
 import { DEFAULT_CHUNK_BYTES } from "./tensor/tensor-source.js";
+import { StagingPool } from "./tensor/staging-pool.js";
+import { AsyncSave } from "./async-save.js";
 
 registerStrategy("single-device", () => new SingleDeviceStrategy());
 registerBackend("cpu", () => cpuBackend());
@@ -51,6 +53,12 @@ export interface SaveOptions {
   filter?: SaveFilter;
   /** Format name, overriding the choice by extension (`"torch"`, `"safetensors"`). @default by extension */
   format?: string;
+  /**
+   * Return once the state is copied to host memory and write in the background; the result's
+   * `done` settles when the file is committed. A later save or load waits for it first.
+   * @default false
+   */
+  async?: boolean;
 }
 
 /** Options of {@link Fabric.load}. */
@@ -87,6 +95,8 @@ export class Fabric {
   readonly formats: FormatRegistry;
   readonly adapters: AdapterRegistry;
   readonly #ctx: StrategyContext;
+  readonly #staging = new StagingPool();
+  #inflight: AsyncSave | undefined;
 
   constructor(options: FabricOptions = {}) {
     if (typeof options !== "object" || options === null) throw new InvalidArgumentError(`Fabric options must be an object, got ${describe(options)}.`);
@@ -131,10 +141,55 @@ export class Fabric {
    * await fabric.save("ckpt.pt", { model, optimizer, step }, { filter: { model: (k) => k.includes("kernel") } });
    * ```
    */
-  async save(path: string, state: Record<string, unknown>, options: SaveOptions = {}): Promise<void> {
+  async save(path: string, state: Record<string, unknown>, options: SaveOptions & { async: true }): Promise<AsyncSave>;
+  async save(path: string, state: Record<string, unknown>, options?: SaveOptions): Promise<void>;
+  async save(path: string, state: Record<string, unknown>, options: SaveOptions = {}): Promise<void | AsyncSave> {
     checkPath(path);
     validateFilter(options.filter, state);
-    await this.strategy.save(path, state, { filter: options.filter, format: options.format }, this.#ctx);
+    await this.#settlePrevious();
+    const base = { filter: options.filter, format: options.format };
+    if (!options.async) {
+      await this.strategy.save(path, state, base, this.#ctx);
+      return;
+    }
+    let staged!: () => void;
+    const stagedSignal = new Promise<void>((resolve) => (staged = resolve));
+    const written = this.strategy.save(
+      path,
+      state,
+      {
+        ...base,
+        stage: async (tree) => {
+          const s = await this.#staging.stage(tree);
+          staged();
+          return s;
+        },
+      },
+      this.#ctx,
+    );
+    // A strategy without async support simply finishes the whole save before "staging" ends.
+    await Promise.race([stagedSignal, written]);
+    const handle = new AsyncSave(path, written);
+    this.#inflight = handle;
+    return handle;
+  }
+
+  /** Waits for an async save in flight; rethrows its failure if nobody awaited `done`. */
+  async #settlePrevious(): Promise<void> {
+    const prev = this.#inflight;
+    if (!prev) return;
+    this.#inflight = undefined;
+    await prev.settled();
+  }
+
+  /** Host memory kept for reuse by async saves (released with {@link Fabric.releaseStaging}). */
+  get stagingBytes(): number {
+    return this.#staging.pooledBytes;
+  }
+
+  /** Frees the host buffers async saves keep for reuse. */
+  releaseStaging(): void {
+    this.#staging.clear();
   }
 
   /**
@@ -155,6 +210,7 @@ export class Fabric {
     if (state !== undefined && (typeof state !== "object" || state === null || Array.isArray(state))) {
       throw new InvalidArgumentError(`the state to load into must be an object of named values, got ${describe(state)}. To load into one model use loadRaw(path, model).`);
     }
+    await this.#settlePrevious();
     return this.strategy.load(path, state, { strict: options.strict ?? true }, this.#ctx);
   }
 
@@ -170,6 +226,7 @@ export class Fabric {
   async loadRaw(path: string, target: unknown, options: LoadRawOptions = {}): Promise<void> {
     checkPath(path);
     if (options.map !== undefined && typeof options.map !== "function") throw new InvalidArgumentError(`\`map\` must be a function (key, value) => newKey | { key, value } | null, got ${describe(options.map)}.`);
+    await this.#settlePrevious();
     await this.strategy.loadRaw(path, target, { strict: options.strict ?? true, map: options.map, context: options.model ? { model: options.model } : undefined }, this.#ctx);
   }
 

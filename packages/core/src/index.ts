@@ -5,6 +5,8 @@
  * @packageDocumentation
  */
 export { Fabric, type FabricOptions, type SaveOptions, type LoadOptions, type LoadRawOptions } from "./fabric.js";
+export { AsyncSave } from "./async-save.js";
+export { StagingPool } from "./tensor/staging-pool.js";
 export * from "./errors.js";
 export { type DType, DTYPES, isDType, itemSize } from "./dtype.js";
 

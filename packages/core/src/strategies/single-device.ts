@@ -25,7 +25,13 @@ export class SingleDeviceStrategy implements Strategy {
 
   async save(path: string, state: Record<string, unknown>, options: StrategySaveOptions, ctx: StrategyContext): Promise<void> {
     const converted = await convertState(state, options.filter, ctx);
-    await writeCheckpoint(toWritableTree(converted, ctx.backend), path, ctx, options.format);
+    const writable = toWritableTree(converted, ctx.backend);
+    const staged = options.stage ? await options.stage(writable) : { tree: writable, release() {} };
+    try {
+      await writeCheckpoint(staged.tree, path, ctx, options.format);
+    } finally {
+      staged.release();
+    }
   }
 
   async load(path: string, state: Record<string, unknown> | undefined, options: StrategyLoadOptions, ctx: StrategyContext): Promise<Record<string, unknown>> {

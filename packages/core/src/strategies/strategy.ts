@@ -22,6 +22,12 @@ export interface StrategySaveOptions {
   readonly filter?: SaveFilter;
   /** Format name to write instead of choosing by extension. */
   readonly format?: string;
+  /**
+   * Async saves: copies the writable tree's tensors to host memory. A strategy that supports
+   * async saving calls it once its state is converted, writes the returned tree, then calls
+   * `release`; the caller regains control as soon as `stage` resolves.
+   */
+  readonly stage?: (tree: unknown) => Promise<{ tree: unknown; release(): void }>;
 }
 
 export interface StrategyLoadOptions {
