@@ -1,4 +1,4 @@
-import { CheckpointWriteError, SavepointError } from "./errors.js";
+import { CheckpointWriteError } from "./errors.js";
 
 /**
  * An async save in flight, returned by `fabric.save(path, state, { async: true })` once the state
@@ -38,7 +38,8 @@ export class AsyncSave {
       await this.#written;
     } catch (err) {
       if (this.#observed) return;
-      throw new CheckpointWriteError(`the async save to ${this.path} failed: ${err instanceof SavepointError ? err.message.replace(/^\[savepoint\] /, "") : String(err)} The previous checkpoint at that path is intact.`, { cause: err, subject: this.path });
+      const why = err instanceof Error ? err.message.replace(/^\[savepoint\] /, "") : String(err);
+      throw new CheckpointWriteError(`the async save to ${this.path} failed: ${why.replace(/\.?$/, ".")} The previous checkpoint at that path is intact.`, { cause: err, subject: this.path });
     }
   }
 }
