@@ -24,6 +24,7 @@ export { MemoryIO } from "./io/memory-io.js";
 
 export type { Backend } from "./backends/backend.js";
 export { TfjsBackend, cpuBackend } from "./backends/tfjs/tfjs-backend.js";
+export { isTfjsTensor, isTfjsVariable, dtypeOfTfjs, tfjsDTypeFor, valuesFor, checkShape, type TfjsDType } from "./backends/tfjs/tfjs-tensors.js"; // TEMP(backend-webgpu)
 
 export { type Collective, type CollectiveOptions, SingleProcessCollective } from "./collectives/collective.js";
 
@@ -50,3 +51,12 @@ export { modelParameters } from "./adapters/tfjs/model-parameters.js";
 
 export { registerStrategy, registerBackend, createStrategy, createBackend } from "./registry.js";
 export { checkInterface } from "./capabilities.js";
+
+export { createLocalGroup, LocalCollective, type LocalGroupOptions } from "./collectives/local-group.js";
+export { launchThreads, ThreadCollective, type LaunchThreadsOptions, type ThreadResult } from "./collectives/threads.js";
+export { TcpCollective, type TcpCollectiveOptions } from "./collectives/tcp.js";
+export { RedisCollective, type RedisCollectiveOptions } from "./collectives/redis.js";
+export { collectiveFromEnv, type CollectiveFromEnvOptions } from "./collectives/from-env.js";
+export { allReduce, type ReducibleArray } from "./collectives/all-reduce.js";
+export { DEFAULT_TIMEOUT_MS } from "./collectives/failure.js";
+export { launch, type LaunchOptions, type LaunchHandle, type LaunchResult, type RankExit } from "./launcher/launch.js";

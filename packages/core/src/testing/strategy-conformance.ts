@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { CheckpointNotFoundError, InvalidArgumentError, StrictLoadError } from "../errors.js";
+import { SingleProcessCollective, type Collective } from "../collectives/collective.js";
+import { createLocalGroup } from "../collectives/local-group.js";
+import { CheckpointNotFoundError, CollectiveTimeoutError, InvalidArgumentError, StrictLoadError } from "../errors.js";
 import { Fabric } from "../fabric.js";
+import type { AtomicWrite } from "../io/byte-source.js";
+import type { CheckpointIO } from "../io/checkpoint-io.js";
 import { MemoryIO } from "../io/memory-io.js";
 import type { Strategy } from "../strategies/strategy.js";
 import { HostTensor, isStoredTensor } from "../tensor/stored-tensor.js";
@@ -10,8 +14,15 @@ import { decodeCheckpointBytes } from "./back-door.js";
 /** What {@link runStrategyConformance} needs from a strategy's test. */
 export interface StrategyConformanceOptions {
   name: string;
-  /** A fresh strategy (single process). */
-  strategy(): Strategy;
+  /**
+   * A fresh strategy for one rank, using `collective` (a single-process collective when
+   * `worldSize` is 1, else one rank of an in-process group the suite creates).
+   */
+  strategy(collective: Collective): Strategy;
+  /** Ranks to run every check on, concurrently in this process. @default 1 */
+  worldSize?: number;
+  /** Limit of each collective operation in the multi-rank checks, in ms. @default 1000 */
+  timeoutMs?: number;
 }
 
 /** A stateful object with tensors, standing in for a model without any tensor library. */
@@ -52,89 +63,255 @@ function failingTensor(afterBytes: number): TensorSource {
   } as TensorSource;
 }
 
+/** One rank's view of the shared storage: records who opened writes and when files were committed. */
+function rankIO(io: MemoryIO, rank: number, log: Cluster["log"], slowCommitMs: number): CheckpointIO {
+  return {
+    name: `memory (rank ${rank})`,
+    stat: (p) => io.stat(p),
+    openRead: (p) => io.openRead(p),
+    list: (d) => io.list(d),
+    remove: (p) => io.remove(p),
+    mkdir: () => io.mkdir(),
+    rename: (a, b) => io.rename(a, b),
+    async openWrite(path): Promise<AtomicWrite> {
+      log.push({ event: "open", rank, path });
+      const w = await io.openWrite(path);
+      return {
+        get position() {
+          return w.position;
+        },
+        write: (chunk) => w.write(chunk),
+        abort: () => w.abort(),
+        async commit() {
+          if (slowCommitMs > 0) await new Promise((r) => setTimeout(r, slowCommitMs));
+          await w.commit();
+          log.push({ event: "commit", rank, path });
+        },
+      };
+    },
+  };
+}
+
+interface Cluster {
+  readonly worldSize: number;
+  readonly io: MemoryIO;
+  readonly fabrics: Fabric[];
+  readonly log: { event: "open" | "commit" | "return"; rank: number; path: string }[];
+  /** Runs `fn` on every rank concurrently; rejects with the first error (after every rank settled). */
+  all<T>(fn: (fabric: Fabric, rank: number) => Promise<T>): Promise<T[]>;
+  /** Runs `fn` on every rank concurrently and reports each rank's outcome. */
+  settle<T>(fn: (fabric: Fabric, rank: number) => Promise<T>): Promise<PromiseSettledResult<T>[]>;
+  close(): Promise<void>;
+}
+
 /**
- * The contract every strategy meets in one process, checked through the bytes it writes: who
- * writes (one file at the path), layout (a torch file the format reads alone), atomicity (a
- * failed save leaves the previous checkpoint), strict and filter semantics, the remainder, and
- * the errors. Multi-rank strategies add their own multi-process checks on top.
+ * The contract every strategy meets, checked through the bytes it writes: who writes (one file,
+ * from rank 0, at rank 0's path), layout (a torch file the format reads alone), atomicity (a failed
+ * save leaves the previous checkpoint), strict and filter semantics, the remainder, and the errors.
+ * With `worldSize > 1` every check runs on all ranks at once (an in-process group), plus the
+ * multi-rank ones: all ranks return together after the file is complete, and a rank that fails or
+ * never calls `save`/`load` makes the others fail, naming it, instead of hanging.
+ *
+ * @example
+ * ```ts
+ * runStrategyConformance({ name: "ddp", worldSize: 3, strategy: (collective) => new DDPStrategy(collective) });
+ * ```
  */
 export function runStrategyConformance(options: StrategyConformanceOptions): void {
-  describe(`Strategy conformance: ${options.name}`, () => {
-    const make = () => {
-      const io = new MemoryIO();
-      return { io, fabric: new Fabric({ strategy: options.strategy(), io }) };
-    };
+  const worldSize = options.worldSize ?? 1;
+  if (!Number.isInteger(worldSize) || worldSize < 1) throw new Error(`runStrategyConformance: worldSize must be a positive integer, got ${worldSize}.`);
+  const timeoutMs = options.timeoutMs ?? 1000;
+  const multi = worldSize > 1;
+  const ranks = Array.from({ length: worldSize }, (_, r) => r);
 
-    it("writes one file whose bytes hold the converted state", async () => {
-      const { io, fabric } = make();
-      await fabric.save("ck/a.ckpt", { model: new TinyModule(2), step: 7, hparams: { lr: 0.5, name: "x", layers: [1, 2] } });
+  const make = (slowCommitMs = 0): Cluster => {
+    const io = new MemoryIO();
+    const log: Cluster["log"] = [];
+    const collectives: Collective[] = multi ? createLocalGroup(worldSize, { timeoutMs }) : [new SingleProcessCollective()];
+    const fabrics = collectives.map((c, r) => {
+      const strategy = options.strategy(c);
+      if (multi && (strategy.collective.worldSize !== worldSize || strategy.collective.rank !== r)) {
+        throw new Error(`strategy(collective) must use the collective it is given: rank ${r} of ${worldSize} got a strategy whose collective is rank ${strategy.collective.rank} of ${strategy.collective.worldSize}.`);
+      }
+      return new Fabric({ strategy, io: rankIO(io, r, log, slowCommitMs) });
+    });
+    const settle = <T>(fn: (fabric: Fabric, rank: number) => Promise<T>) => Promise.allSettled(fabrics.map((f, r) => fn(f, r)));
+    return {
+      worldSize,
+      io,
+      fabrics,
+      log,
+      settle,
+      async all(fn) {
+        const results = await settle(fn);
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+        if (failed) throw failed.reason;
+        return results.map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof fn>>>).value);
+      },
+      async close() {
+        await Promise.all(fabrics.map((f) => f.strategy.collective.close?.()));
+      },
+    };
+  };
+  const withCluster = (fn: (c: Cluster) => Promise<void>, slowCommitMs = 0) => async () => {
+    const c = make(slowCommitMs);
+    try {
+      await fn(c);
+    } finally {
+      await c.close();
+    }
+  };
+  const onEvery = multi ? ` (on all ${worldSize} ranks)` : "";
+
+  describe(`Strategy conformance: ${options.name}${multi ? ` (${worldSize} ranks)` : ""}`, () => {
+    it(`writes one file whose bytes hold the converted state${multi ? ", from rank 0 only" : ""}`, withCluster(async ({ io, all, log }) => {
+      await all((fabric) => fabric.save("ck/a.ckpt", { model: new TinyModule(2), step: 7, hparams: { lr: 0.5, name: "x", layers: [1, 2] } }));
       expect([...io.files.keys()]).toEqual(["ck/a.ckpt"]);
+      expect(log.filter((e) => e.event === "open").map((e) => e.rank)).toEqual([0]);
       const raw = (await decodeCheckpointBytes(io.files.get("ck/a.ckpt")!)) as Record<string, any>;
       expect(Object.keys(raw)).toEqual(["model", "step", "hparams"]);
       expect(raw.model.weight.raw).toEqual(new TinyModule(2).weight.raw);
       expect(raw.step).toBe(7);
       expect(raw.hparams).toEqual({ lr: 0.5, name: "x", layers: [1, 2] });
-    });
+    }));
 
-    it("restores in place, replaces plain values and returns the remainder", async () => {
-      const { fabric } = make();
-      await fabric.save("a.ckpt", { model: new TinyModule(3), step: 9, extra: "kept" });
-      const state = { model: new TinyModule(1), step: 0 };
-      const remainder = await fabric.load("a.ckpt", state);
-      expect(state.step).toBe(9);
-      expect(state.model.weight.raw).toEqual(new TinyModule(3).weight.raw);
-      expect(Object.keys(remainder)).toEqual(["extra"]);
-      expect(remainder.extra).toBe("kept");
-      const all = await fabric.load("a.ckpt");
-      expect(Object.keys(all)).toEqual(["model", "step", "extra"]);
-    });
+    it(`restores in place, replaces plain values and returns the remainder${onEvery}`, withCluster(async ({ all }) => {
+      await all((fabric) => fabric.save("a.ckpt", { model: new TinyModule(3), step: 9, extra: "kept" }));
+      await all(async (fabric) => {
+        const state = { model: new TinyModule(1), step: 0 };
+        const remainder = await fabric.load("a.ckpt", state);
+        expect(state.step).toBe(9);
+        expect(state.model.weight.raw).toEqual(new TinyModule(3).weight.raw);
+        expect(Object.keys(remainder)).toEqual(["extra"]);
+        expect(remainder.extra).toBe("kept");
+        const everything = await fabric.load("a.ckpt");
+        expect(Object.keys(everything)).toEqual(["model", "step", "extra"]);
+      });
+    }));
 
-    it("fails a strict load naming the missing key, and skips it with strict: false", async () => {
-      const { fabric } = make();
-      await fabric.save("a.ckpt", { step: 1 });
-      const state = { step: 0, missing: 5 };
-      await expect(fabric.load("a.ckpt", state)).rejects.toThrow(/"missing".*strict: false/s);
-      await expect(fabric.load("a.ckpt", state)).rejects.toBeInstanceOf(StrictLoadError);
-      expect(state.step).toBe(0);
-      await fabric.load("a.ckpt", state, { strict: false });
-      expect(state).toEqual({ step: 1, missing: 5 });
-    });
+    it(`fails a strict load naming the missing key, and skips it with strict: false${onEvery}`, withCluster(async ({ all }) => {
+      await all((fabric) => fabric.save("a.ckpt", { step: 1 }));
+      await all(async (fabric) => {
+        const state = { step: 0, missing: 5 };
+        await expect(fabric.load("a.ckpt", state)).rejects.toThrow(/"missing".*strict: false/s);
+        await expect(fabric.load("a.ckpt", state)).rejects.toBeInstanceOf(StrictLoadError);
+        expect(state.step).toBe(0);
+        await fabric.load("a.ckpt", state, { strict: false });
+        expect(state).toEqual({ step: 1, missing: 5 });
+      });
+    }));
 
-    it("applies filters per key and drops keys whose items are all filtered out", async () => {
-      const { io, fabric } = make();
-      await fabric.save("f.ckpt", { model: new TinyModule(1), other: new TinyModule(2), step: 3 }, { filter: { model: (k) => k === "weight", other: () => false } });
+    it("applies filters per key and drops keys whose items are all filtered out", withCluster(async ({ io, all }) => {
+      await all((fabric) => fabric.save("f.ckpt", { model: new TinyModule(1), other: new TinyModule(2), step: 3 }, { filter: { model: (k) => k === "weight", other: () => false } }));
       const raw = (await decodeCheckpointBytes(io.files.get("f.ckpt")!)) as Record<string, any>;
       expect(Object.keys(raw)).toEqual(["model", "step"]);
       expect(Object.keys(raw.model)).toEqual(["weight"]);
-    });
+    }));
 
-    it("rejects a filter key not in the state, and a filter that is not a function, writing nothing", async () => {
-      const { io, fabric } = make();
-      await expect(fabric.save("f.ckpt", { step: 1 }, { filter: { nope: () => true } })).rejects.toBeInstanceOf(InvalidArgumentError);
-      await expect(fabric.save("f.ckpt", { step: 1 }, { filter: { step: 3 as never } })).rejects.toBeInstanceOf(InvalidArgumentError);
+    it("rejects a filter key not in the state, and a filter that is not a function, writing nothing", withCluster(async ({ io, all }) => {
+      await all(async (fabric) => {
+        await expect(fabric.save("f.ckpt", { step: 1 }, { filter: { nope: () => true } })).rejects.toBeInstanceOf(InvalidArgumentError);
+        await expect(fabric.save("f.ckpt", { step: 1 }, { filter: { step: 3 as never } })).rejects.toBeInstanceOf(InvalidArgumentError);
+      });
       expect(io.files.size).toBe(0);
-    });
+    }));
 
-    it("leaves the previous checkpoint intact when a save fails midway", async () => {
-      const { io, fabric } = make();
-      await fabric.save("a.ckpt", { step: 1 });
+    it(`leaves the previous checkpoint intact when a save fails midway${multi ? ", failing every rank" : ""}`, withCluster(async ({ io, all, settle }) => {
+      await all((fabric) => fabric.save("a.ckpt", { step: 1 }));
       const before = io.files.get("a.ckpt")!.slice();
-      await expect(fabric.save("a.ckpt", { step: 2, t: failingTensor(1000) })).rejects.toThrow(/device lost/);
+      const results = await settle((fabric) => fabric.save("a.ckpt", { step: 2, t: failingTensor(1000) }));
+      expect(results.map((r) => r.status)).toEqual(ranks.map(() => "rejected"));
+      expect(String((results[0] as PromiseRejectedResult).reason)).toMatch(/device lost/);
+      if (multi) for (const r of results.slice(1)) expect(String((r as PromiseRejectedResult).reason)).toMatch(/rank 0/);
       expect([...io.files.keys()]).toEqual(["a.ckpt"]);
       expect(io.files.get("a.ckpt")).toEqual(before);
-    });
+    }));
 
-    it("loads a bare state dict into one object with loadRaw", async () => {
-      const { fabric } = make();
-      await fabric.save("raw.pt", new TinyModule(4).stateDict());
-      const m = new TinyModule(1);
-      await fabric.loadRaw("raw.pt", m);
-      expect(m.bias.raw).toEqual(new TinyModule(4).bias.raw);
-    });
+    it(`loads a bare state dict into one object with loadRaw${onEvery}`, withCluster(async ({ all }) => {
+      await all((fabric) => fabric.save("raw.pt", new TinyModule(4).stateDict()));
+      await all(async (fabric) => {
+        const m = new TinyModule(1);
+        await fabric.loadRaw("raw.pt", m);
+        expect(m.bias.raw).toEqual(new TinyModule(4).bias.raw);
+      });
+    }));
 
-    it("reports a missing checkpoint with CheckpointNotFoundError", async () => {
-      const { fabric } = make();
-      await expect(fabric.load("nope.ckpt", { step: 0 })).rejects.toBeInstanceOf(CheckpointNotFoundError);
-    });
+    it(`reports a missing checkpoint with CheckpointNotFoundError${onEvery}`, withCluster(async ({ all }) => {
+      await all(async (fabric) => {
+        await expect(fabric.load("nope.ckpt", { step: 0 })).rejects.toBeInstanceOf(CheckpointNotFoundError);
+      });
+    }));
+
+    if (!multi) return;
+    const last = worldSize - 1;
+
+    it("returns on every rank only after rank 0 committed the file", withCluster(async ({ all, log }) => {
+      await all(async (fabric, rank) => {
+        await fabric.save("slow.ckpt", { model: new TinyModule(1), step: 1 });
+        log.push({ event: "return", rank, path: "slow.ckpt" });
+      });
+      const commit = log.findIndex((e) => e.event === "commit");
+      expect(commit).toBeGreaterThanOrEqual(0);
+      expect(log[commit]!.rank).toBe(0);
+      for (const r of ranks) expect(log.findIndex((e) => e.event === "return" && e.rank === r), `rank ${r} returned before the commit`).toBeGreaterThan(commit);
+    }, 100));
+
+    it("writes at the path given by rank 0, as Lightning does", withCluster(async ({ io, all, log }) => {
+      await all((fabric, rank) => fabric.save(`ck/rank-${rank}.ckpt`, { step: 5 }));
+      expect([...io.files.keys()]).toEqual(["ck/rank-0.ckpt"]);
+      expect(log.filter((e) => e.event === "open").map((e) => `${e.rank}:${e.path}`)).toEqual(["0:ck/rank-0.ckpt"]);
+      await all(async (fabric) => {
+        const state = { step: 0 };
+        await fabric.load("ck/rank-0.ckpt", state);
+        expect(state.step).toBe(5);
+      });
+    }));
+
+    it(`fails the others with CollectiveTimeoutError naming the rank that never calls save (rank ${last}), within the timeout`, withCluster(async ({ io, settle }) => {
+      const started = Date.now();
+      const results = await settle(async (fabric, rank) => {
+        if (rank !== last) await fabric.save("ck/x.ckpt", { step: 1 });
+      });
+      const elapsed = Date.now() - started;
+      for (const r of ranks.slice(0, last)) {
+        const res = results[r]!;
+        expect(res.status, `rank ${r} should fail`).toBe("rejected");
+        const err = (res as PromiseRejectedResult).reason as Error;
+        expect(err).toBeInstanceOf(CollectiveTimeoutError);
+        expect(err.message).toMatch(/^\[savepoint\] /);
+        expect(err.message).toMatch(new RegExp(`\\brank ${last}\\b`));
+        expect(err.message).toContain("ck/x.ckpt");
+      }
+      expect(elapsed).toBeLessThan(timeoutMs + 5000);
+      expect(io.files.has("ck/x.ckpt")).toBe(false);
+    }));
+
+    it(`fails the others naming the rank that never calls load (rank ${last})`, withCluster(async ({ all, settle }) => {
+      await all((fabric) => fabric.save("l.ckpt", { step: 1 }));
+      const results = await settle(async (fabric, rank) => {
+        if (rank !== last) await fabric.load("l.ckpt", { step: 0 });
+      });
+      for (const r of ranks.slice(0, last)) {
+        const err = (results[r] as PromiseRejectedResult).reason as Error;
+        expect(err).toBeInstanceOf(CollectiveTimeoutError);
+        expect(err.message).toMatch(new RegExp(`\\brank ${last}\\b`));
+      }
+    }));
+
+    it(`fails every rank, naming it, when one rank's state cannot be saved (rank ${last}), writing nothing`, withCluster(async ({ io, settle }) => {
+      const results = await settle((fabric, rank) => fabric.save("bad.ckpt", { step: 1, value: rank === last ? (() => 1) : 2 }));
+      expect(results.map((r) => r.status)).toEqual(ranks.map(() => "rejected"));
+      expect((results[last] as PromiseRejectedResult).reason).toBeInstanceOf(InvalidArgumentError);
+      for (const r of ranks.slice(0, last)) expect(String((results[r] as PromiseRejectedResult).reason)).toMatch(new RegExp(`\\brank ${last}\\b`));
+      expect(io.files.size).toBe(0);
+    }));
+
+    it(`fails every rank, naming it, when a load fails on one rank (rank ${last})`, withCluster(async ({ all, settle }) => {
+      await all((fabric) => fabric.save("s.ckpt", { step: 1 }));
+      const results = await settle((fabric, rank) => fabric.load("s.ckpt", rank === last ? { step: 0, missing: 1 } : { step: 0 }));
+      expect(results.map((r) => r.status)).toEqual(ranks.map(() => "rejected"));
+      expect((results[last] as PromiseRejectedResult).reason).toBeInstanceOf(StrictLoadError);
+      for (const r of ranks.slice(0, last)) expect(String((results[r] as PromiseRejectedResult).reason)).toMatch(new RegExp(`\\brank ${last}\\b`));
+    }));
   });
 }
