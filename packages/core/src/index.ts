@@ -40,6 +40,11 @@ export { defaultFormats } from "./formats/default-formats.js";
 export { torchZipFormat } from "./formats/torch/torch-zip-format.js";
 export { safetensorsFormat } from "./formats/safetensors/safetensors-format.js";
 export { tfjsManifestFormat } from "./formats/tfjs/tfjs-manifest-format.js";
+export { torchLegacyFormat } from "./formats/torch-legacy/torch-legacy-format.js";
+export { dcpFormat } from "./formats/dcp/dcp-format.js";
+export { readDcpMetadata, type DcpMetadataReadOptions } from "./formats/dcp/read-dcp-metadata.js";
+export type { DcpMetadata, DcpItem, DcpTensorItem, DcpBytesItem, DcpChunk, DcpStorageLocation } from "./formats/dcp/dcp-metadata.js";
+export { readTorchZip, type TorchZipReadOptions } from "./formats/torch/read-torch-zip.js";
 export { safetensorsIndexFormat, safetensorsIndexFormatWith, DEFAULT_MAX_SHARD_SIZE, type SafetensorsIndexOptions } from "./formats/safetensors-index/safetensors-index-format.js";
 
 export type { StatefulAdapter, StatefulKind, AdapterContext } from "./adapters/stateful-adapter.js";

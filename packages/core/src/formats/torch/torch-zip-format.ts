@@ -1,15 +1,11 @@
-import { itemSize, torchDTypeName, torchStorageClass, type DType } from "../../dtype.js";
-import { CorruptCheckpointError, UnsupportedFormatError } from "../../errors.js";
+import { torchDTypeName, torchStorageClass, type DType } from "../../dtype.js";
 import { numel, isTensorSource, type TensorSource } from "../../tensor/tensor-source.js";
 import { asOrderedDict, asTuple, PyGlobal } from "../../tree/python-values.js";
 import type { Format, FormatProbe, FormatReadContext, FormatWriteContext } from "../format.js";
 import { pickle, type ReduceSpec } from "../pickle/pickler.js";
-import { unpickle } from "../pickle/unpickler.js";
-import { readZip } from "../zip/reader.js";
 import { ZipWriter } from "../zip/writer.js";
-import { StorageRecord } from "./storage-record.js";
+import { readTorchZip } from "./read-torch-zip.js";
 import { contiguousStrides } from "./strided-tensor.js";
-import { torchGlobals, TorchStorageType, type StorageRef } from "./torch-globals.js";
 
 const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04];
 /** The top folder Lightning's files use (torch.save into a file object). */
@@ -36,48 +32,7 @@ export const torchZipFormat: Format = {
   },
 
   async read(ctx: FormatReadContext): Promise<unknown> {
-    const source = await ctx.open();
-    const archive = await readZip(source);
-    const first = archive.entries[0];
-    if (!first) throw new CorruptCheckpointError(`${ctx.path} is an empty zip archive, not a torch checkpoint.`, { subject: ctx.path });
-    const slash = first.name.indexOf("/");
-    const prefix = slash < 0 ? "" : first.name.slice(0, slash + 1);
-    const pkl = archive.get(`${prefix}data.pkl`);
-    if (!pkl) throw new UnsupportedFormatError(`${ctx.path} is a zip archive without ${prefix}data.pkl, so not a torch checkpoint.`, { subject: ctx.path });
-    const byteorder = archive.get(`${prefix}byteorder`);
-    if (byteorder) {
-      const order = new TextDecoder().decode(await source.read(byteorder.dataOffset, Math.min(byteorder.size, 16)));
-      if (order !== "little") throw new UnsupportedFormatError(`${ctx.path} stores ${order}-endian tensors; savepoint reads little-endian files only.`, { subject: ctx.path });
-    }
-    const pklRecord = new StorageRecord(source, `${ctx.path}:${pkl.name}`, pkl.dataOffset, pkl.size, pkl.crc32, ctx.verify);
-    const pklBytes = await pklRecord.read(0, pkl.size);
-    const storages = new Map<string, StorageRef>();
-    const globals = torchGlobals(ctx.path);
-    const { value } = unpickle(pklBytes, {
-      where: `${ctx.path}:${pkl.name}`,
-      safe: ctx.safe,
-      globals,
-      persistentLoad: (pid) => {
-        if (!Array.isArray(pid) || pid[0] !== "storage" || !(pid[1] instanceof TorchStorageType) || typeof pid[2] !== "string" || typeof pid[4] !== "number") {
-          throw new CorruptCheckpointError(`${ctx.path}: data.pkl refers to a storage with a malformed persistent id.`, { subject: ctx.path });
-        }
-        const [, type, key, , count] = pid as [string, TorchStorageType, string, string, number];
-        const cached = storages.get(key);
-        if (cached) return cached;
-        const name = `${prefix}data/${key}`;
-        const entry = archive.get(name);
-        if (!entry) throw new CorruptCheckpointError(`${ctx.path}: data.pkl refers to the record ${name}, which the archive lacks.`, { subject: name });
-        const bytes = type.dtype ? count * itemSize(type.dtype) : count;
-        if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > entry.size) {
-          throw new CorruptCheckpointError(`${ctx.path}: storage ${name} claims ${count} elements (${bytes} bytes) but the record holds ${entry.size} bytes.`, { subject: name });
-        }
-        const record = new StorageRecord(source, `${ctx.path}:${name}`, entry.dataOffset, entry.size, entry.crc32, ctx.verify);
-        const ref: StorageRef = { type, numel: count, read: (o, l, into) => record.read(o, l, into), where: `${ctx.path}:${name}` };
-        storages.set(key, ref);
-        return ref;
-      },
-    });
-    return value;
+    return readTorchZip(await ctx.open(), { where: ctx.path, safe: ctx.safe, verify: ctx.verify });
   },
 
   async write(tree: unknown, ctx: FormatWriteContext): Promise<void> {
