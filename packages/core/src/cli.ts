@@ -8,7 +8,8 @@ import { convertCommand } from "./cli/convert-command.js";
 import { diffCommand } from "./cli/diff-command.js";
 import { verifyCommand } from "./cli/verify-command.js";
 import { inspectCommand } from "./cli/inspect-command.js";
-import { runCommand, type CliCommand } from "./launcher/run-command.js";
+import type { CliCommand } from "./cli/command.js";
+import { runCommand } from "./launcher/run-command.js";
 
 const COMMANDS: readonly CliCommand[] = [inspectCommand, convertCommand, verifyCommand, diffCommand, runCommand];
 

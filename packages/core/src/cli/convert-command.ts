@@ -1,9 +1,8 @@
-import { parseArgs } from "node:util";
 import { InvalidArgumentError } from "../errors.js";
 import { Fabric } from "../fabric.js";
 import { defaultFormats } from "../formats/default-formats.js";
 import { safetensorsIndexFormatWith } from "../formats/safetensors-index/safetensors-index-format.js";
-import type { CliCommand } from "../launcher/run-command.js";
+import { parseCommand, type CliCommand } from "./command.js";
 import { isTensorSource, TENSOR_SOURCE, type TensorSource } from "../tensor/tensor-source.js";
 import { checkDepth, isPlainObject } from "../tree/plain.js";
 import { copyMarks } from "../tree/python-values.js";
@@ -84,15 +83,9 @@ export const convertCommand: CliCommand = {
   summary: "convert between torch zip, safetensors and sharded safetensors (by extension)",
   usage: USAGE,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { "max-shard-size": { type: "string" }, help: { type: "boolean", short: "h" } } });
-    if (values.help) {
-      process.stdout.write(`${USAGE}\n`);
-      return 0;
-    }
-    if (positionals.length !== 2) {
-      process.stderr.write(`[savepoint] convert takes IN and OUT.\n\n${USAGE}\n`);
-      return 2;
-    }
+    const parsed = parseCommand(argv, { name: "convert", usage: USAGE, positionals: ["IN", "OUT"], options: { "max-shard-size": { type: "string" } } });
+    if (typeof parsed === "number") return parsed;
+    const { values, positionals } = parsed;
     const raw = values["max-shard-size"];
     const maxShardSize = raw === undefined ? undefined : Number(raw);
     if (maxShardSize !== undefined && (!Number.isSafeInteger(maxShardSize) || maxShardSize <= 0)) {

@@ -1,6 +1,5 @@
-import { parseArgs } from "node:util";
 import { Fabric } from "../fabric.js";
-import type { CliCommand } from "../launcher/run-command.js";
+import { parseCommand, type CliCommand } from "./command.js";
 import type { StoredTensor } from "../tensor/stored-tensor.js";
 import { terminal } from "./terminal.js";
 import { treeEntries, type TreeEntry } from "./tree-entries.js";
@@ -80,15 +79,9 @@ export const diffCommand: CliCommand = {
   summary: "list keys added, removed and changed between two checkpoints",
   usage: USAGE,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean" }, help: { type: "boolean", short: "h" } } });
-    if (values.help) {
-      process.stdout.write(`${USAGE}\n`);
-      return 0;
-    }
-    if (positionals.length !== 2) {
-      process.stderr.write(`[savepoint] diff takes A and B.\n\n${USAGE}\n`);
-      return 2;
-    }
+    const parsed = parseCommand(argv, { name: "diff", usage: USAGE, positionals: ["A", "B"], options: { json: { type: "boolean" } } });
+    if (typeof parsed === "number") return parsed;
+    const { values, positionals } = parsed;
     const d = await diffCheckpoints(positionals[0]!, positionals[1]!);
     const same = d.added.length + d.removed.length + d.changed.length === 0;
     if (values.json) {

@@ -1,6 +1,5 @@
-import { parseArgs } from "node:util";
 import { Fabric } from "../fabric.js";
-import type { CliCommand } from "../launcher/run-command.js";
+import { parseCommand, type CliCommand } from "./command.js";
 import { formatBytes, terminal } from "./terminal.js";
 import { treeEntries } from "./tree-entries.js";
 
@@ -29,15 +28,9 @@ export const inspectCommand: CliCommand = {
   summary: "list a checkpoint's keys with dtype, shape and size",
   usage: USAGE,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean" }, help: { type: "boolean", short: "h" } } });
-    if (values.help) {
-      process.stdout.write(`${USAGE}\n`);
-      return 0;
-    }
-    if (positionals.length !== 1) {
-      process.stderr.write(`[savepoint] inspect takes one PATH.\n\n${USAGE}\n`);
-      return 2;
-    }
+    const parsed = parseCommand(argv, { name: "inspect", usage: USAGE, positionals: ["PATH"], options: { json: { type: "boolean" } } });
+    if (typeof parsed === "number") return parsed;
+    const { values, positionals } = parsed;
     const path = positionals[0]!;
     const tree = await new Fabric().load(path);
     const entries = [...treeEntries(tree)];

@@ -1,7 +1,6 @@
-import { parseArgs } from "node:util";
 import { SavepointError } from "../errors.js";
 import { Fabric } from "../fabric.js";
-import type { CliCommand } from "../launcher/run-command.js";
+import { parseCommand, type CliCommand } from "./command.js";
 import type { TensorSource } from "../tensor/tensor-source.js";
 import { formatBytes, ProgressBar, terminal } from "./terminal.js";
 import { treeEntries } from "./tree-entries.js";
@@ -40,15 +39,9 @@ export const verifyCommand: CliCommand = {
   summary: "check every record's CRC and structure; exit 1 on damage",
   usage: USAGE,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean" }, help: { type: "boolean", short: "h" } } });
-    if (values.help) {
-      process.stdout.write(`${USAGE}\n`);
-      return 0;
-    }
-    if (positionals.length !== 1) {
-      process.stderr.write(`[savepoint] verify takes one PATH.\n\n${USAGE}\n`);
-      return 2;
-    }
+    const parsed = parseCommand(argv, { name: "verify", usage: USAGE, positionals: ["PATH"], options: { json: { type: "boolean" } } });
+    if (typeof parsed === "number") return parsed;
+    const { values, positionals } = parsed;
     const path = positionals[0]!;
     const t = terminal();
     let bar: ProgressBar | undefined;

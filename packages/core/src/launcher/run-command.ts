@@ -1,16 +1,9 @@
+import type { CliCommand } from "../cli/command.js";
 import { InvalidArgumentError } from "../errors.js";
 import { launch } from "./launch.js";
 
 /** A `savepoint` subcommand. */
-export interface CliCommand {
-  readonly name: string;
-  /** One line for `savepoint --help`. */
-  readonly summary: string;
-  /** The full help of the command. */
-  readonly usage: string;
-  /** Runs the command with the arguments after its name; resolves with the exit code. */
-  run(args: string[]): Promise<number>;
-}
+export type { CliCommand } from "../cli/command.js";
 
 const USAGE = `Usage: savepoint run -n N [options] [--] script.js [script args...]
 
