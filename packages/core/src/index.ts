@@ -24,7 +24,7 @@ export { MemoryIO } from "./io/memory-io.js";
 
 export type { Backend } from "./backends/backend.js";
 export { TfjsBackend, cpuBackend } from "./backends/tfjs/tfjs-backend.js";
-export { isTfjsTensor, isTfjsVariable, dtypeOfTfjs, tfjsDTypeFor, valuesFor, checkShape, type TfjsDType } from "./backends/tfjs/tfjs-tensors.js"; // TEMP(backend-webgpu)
+export { isTfjsTensor, isTfjsVariable, dtypeOfTfjs, tfjsDTypeFor, valuesFor, checkShape } from "./backends/tfjs/tfjs-tensors.js";
 
 export { type Collective, type CollectiveOptions, SingleProcessCollective } from "./collectives/collective.js";
 

@@ -137,7 +137,8 @@ export const tfjsOptimizerAdapter: StatefulAdapter = {
       else group[h.torch] = opt[h.field];
     }
     const extras: Record<string, unknown> = { optimizer: cls, iterations };
-    for (const name of spec.scalars) extras[name] = (opt[name] as tf.Variable).dataSync()[0];
+    // Async reads: a synchronous read-back is not available on every backend (WebGPU in Node).
+    for (const name of spec.scalars) extras[name] = (await (opt[name] as tf.Variable).data())[0];
     group.tfjs = extras;
     group.params = params.map((_, i) => i);
     return { state: withIntKeys(state), param_groups: [group] };
@@ -221,11 +222,11 @@ async function scalarOf(v: unknown, key: string, ctx: AdapterContext): Promise<n
   if (typeof v === "number") return v;
   if (isTensorSource(v)) {
     const t = (await ctx.backend.create(v, key)) as tf.Tensor;
-    const n = t.dataSync()[0] as number;
+    const n = (await t.data())[0] as number;
     t.dispose();
     return n;
   }
-  if (isTfjsVariable(v)) return v.dataSync()[0] as number;
+  if (isTfjsVariable(v)) return (await v.data())[0] as number;
   throw new StrictLoadError(`${key} is neither a number nor a tensor.`, { subject: key });
 }
 
