@@ -18,7 +18,14 @@ type Options = NonNullable<ParseArgsConfig["options"]>;
  * Returns the parsed values, or the exit code after printing help (0) or a usage error (2).
  */
 export function parseCommand<O extends Options>(argv: string[], spec: { name: string; usage: string; positionals: readonly string[]; options: O }) {
-  const parsed = parseArgs({ args: argv, allowPositionals: true, options: { ...spec.options, help: { type: "boolean", short: "h" } } });
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { ...spec.options, help: { type: "boolean", short: "h" } } });
+  } catch (err) {
+    // Unknown or malformed options are usage errors, reported like the others (exit 2).
+    process.stderr.write(`[savepoint] ${spec.name}: ${(err as Error).message}\n\n${spec.usage}\n`);
+    return 2;
+  }
   const values = parsed.values as Record<string, string | boolean | undefined>;
   const positionals = parsed.positionals;
   if (values.help) {

@@ -134,3 +134,20 @@ describe("savepoint verify and diff", () => {
     expect(execFileSync(process.execPath, [CLI, "diff", a, a], { encoding: "utf8" })).toMatch(/identical/);
   });
 });
+
+describe("savepoint usage errors", () => {
+  it("an unknown option exits 2 with the usage, not a stack trace", () => {
+    let code = 0;
+    let stderr = "";
+    try {
+      execFileSync(process.execPath, [CLI, "diff", "--bogus", "a", "b"], { encoding: "utf8", stdio: "pipe" });
+    } catch (e) {
+      code = (e as { status: number }).status;
+      stderr = String((e as { stderr: string }).stderr);
+    }
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^\[savepoint\] diff: .*--bogus/);
+    expect(stderr).toMatch(/Usage: savepoint diff/);
+    expect(stderr).not.toMatch(/\n\s+at /);
+  });
+});
