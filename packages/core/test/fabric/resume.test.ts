@@ -64,3 +64,29 @@ describe("every built-in tfjs optimizer resumes bit for bit into fresh objects",
     });
   }
 });
+
+describe("optimizer state keyed by parameter name (FSDP full checkpoints)", () => {
+  it("loads into a fresh optimizer like index-keyed state", async () => {
+    const fabric = new Fabric();
+    const model = mlp(1);
+    const opt = tf.train.adam(0.01);
+    for (let i = 0; i < 3; i++) step(model, opt, i);
+    const path = join(dir, "by-index.ckpt");
+    await fabric.save(path, { model, optimizer: opt });
+    const ckpt = await fabric.load(path);
+    const sd = ckpt.optimizer as { state: Record<string, unknown>; param_groups: unknown[] };
+    const names = ["dense.kernel", "dense.bias", "dense_1.kernel", "dense_1.bias"];
+    const byName = { state: Object.fromEntries(Object.entries(sd.state).map(([i, v]) => [names[Number(i)]!, v])), param_groups: sd.param_groups };
+    const target = mlp(5);
+    const fresh = tf.train.adam(0.5);
+    await fabric.load(path, { model: target });
+    const { restoreState } = await import("../../src/index.js");
+    await restoreState({ model: target, optimizer: fresh }, { model: ckpt.model, optimizer: byName }, true, { backend: fabric.backend, adapters: fabric.adapters }, path);
+    const a = (opt as unknown as { accumulatedFirstMoment: { variable: tf.Variable }[] }).accumulatedFirstMoment;
+    const b = (fresh as unknown as { accumulatedFirstMoment: { variable: tf.Variable }[] }).accumulatedFirstMoment;
+    expect(b.map((s) => Array.from(s.variable.dataSync()))).toEqual(a.map((s) => Array.from(s.variable.dataSync())));
+    expect(fresh.iterations).toBe(3);
+    const bad = { state: { "no.such.param": Object.values(sd.state)[0] }, param_groups: sd.param_groups };
+    await expect(restoreState({ model: target, optimizer: tf.train.adam(0.1) }, { model: ckpt.model, optimizer: bad }, true, { backend: fabric.backend, adapters: fabric.adapters }, path)).rejects.toThrow(/"no\.such\.param"/);
+  });
+});

@@ -161,7 +161,20 @@ export const tfjsOptimizerAdapter: StatefulAdapter = {
       throw new StrictLoadError(`${where}: the checkpoint holds ${extras.optimizer} state but the optimizer is ${cls}. Create a ${extras.optimizer} optimizer to resume.`, { subject: where });
     }
     const params = parameterList(ctx);
-    const indices = Object.keys(sd.state).map(Number).sort((a, b) => a - b);
+    // torch files index optimizer state by parameter position; FSDP full checkpoints (Lightning's
+    // and ours) key it by parameter name instead. Accept both.
+    const keyOf = new Map<number, string>();
+    const byName = new Map<string, number>();
+    params.forEach((p, i) => {
+      byName.set(p.key, i);
+      byName.set(p.key.slice(p.key.indexOf(".") + 1), i);
+    });
+    for (const k of Object.keys(sd.state)) {
+      const i = /^(0|[1-9]\d*)$/.test(k) ? Number(k) : byName.get(k);
+      if (i === undefined) throw new StrictLoadError(`${where}.state has an entry for "${k}", which is neither a parameter index nor the name of a trainable parameter (${params.slice(0, 4).map((p) => p.key).join(", ")}${params.length > 4 ? ", …" : ""}).`, { subject: `${where}.state.${k}` });
+      keyOf.set(i, k);
+    }
+    const indices = [...keyOf.keys()].sort((a, b) => a - b);
     if (indices.length > 0 && params.length === 0) noModel(ctx);
 
     // Build every new slot first; only then replace the optimizer's, so a failure changes nothing.
@@ -171,7 +184,7 @@ export const tfjsOptimizerAdapter: StatefulAdapter = {
       for (const slot of spec.slots) {
         const list: SlotVariable[] = [];
         for (const i of indices) {
-          const entry = (sd.state as Record<string, unknown>)[String(i)];
+          const entry = (sd.state as Record<string, unknown>)[keyOf.get(i)!];
           const param = params[i];
           const key = `${where}.state.${i}.${slot.torch}`;
           if (!param) throw new StrictLoadError(`${key}: parameter index ${i} does not exist; the model has ${params.length} trainable parameters.`, { subject: key });
