@@ -8,10 +8,11 @@ import { convertCommand } from "./cli/convert-command.js";
 import { diffCommand } from "./cli/diff-command.js";
 import { verifyCommand } from "./cli/verify-command.js";
 import { inspectCommand } from "./cli/inspect-command.js";
+import { consolidateCommand } from "./cli/consolidate-command.js";
 import type { CliCommand } from "./cli/command.js";
 import { runCommand } from "./launcher/run-command.js";
 
-const COMMANDS: readonly CliCommand[] = [inspectCommand, convertCommand, verifyCommand, diffCommand, runCommand];
+const COMMANDS: readonly CliCommand[] = [inspectCommand, convertCommand, consolidateCommand, verifyCommand, diffCommand, runCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -15,7 +15,8 @@ export { StoredTensor, HostTensor, LazyTensor, isStoredTensor, type RangeReader 
 export { decodeBytes, encodeValues, bytesOf, type TensorData } from "./tensor/typed-arrays.js";
 export { transpose2d } from "./tensor/transpose.js";
 
-export { asTuple, isTuple, withIntKeys, intKeysOf, asOrderedDict, isOrderedDict, PyGlobal, PyObject } from "./tree/python-values.js";
+export { asTuple, isTuple, withIntKeys, intKeysOf, asOrderedDict, isOrderedDict, copyMarks, PyGlobal, PyObject } from "./tree/python-values.js";
+export { isPlainObject } from "./tree/plain.js";
 
 export type { ByteSource, ByteSink, AtomicWrite } from "./io/byte-source.js";
 export type { CheckpointIO, PathInfo } from "./io/checkpoint-io.js";
@@ -45,6 +46,12 @@ export { dcpFormat } from "./formats/dcp/dcp-format.js";
 export { readDcpMetadata, type DcpMetadataReadOptions } from "./formats/dcp/read-dcp-metadata.js";
 export type { DcpMetadata, DcpItem, DcpTensorItem, DcpBytesItem, DcpChunk, DcpStorageLocation } from "./formats/dcp/dcp-metadata.js";
 export { readTorchZip, type TorchZipReadOptions } from "./formats/torch/read-torch-zip.js";
+export { flattenStateDict, type FlatEntry } from "./formats/dcp/flatten-state.js";
+export { writeDcpShard, type DcpWriteItem, type DcpWrittenItem, type DcpShardWriteOptions } from "./formats/dcp/write-dcp-shard.js";
+export { assembleDcpMetadata, encodeDcpMetadata, writeDcpMetadata, DCP_VERSION, type DcpMetadataAssembly } from "./formats/dcp/write-dcp-metadata.js";
+export { canStageDcpFolder, checkDcpTarget, dcpStagingFolder, removeStaleDcpFolders, publishDcpFolder } from "./formats/dcp/dcp-folder-commit.js";
+export { consolidateDcp, type ConsolidateOptions } from "./formats/dcp/consolidate.js";
+export { DCP_METADATA_FILE, LIGHTNING_META_FILE } from "./formats/dcp/dcp-metadata.js";
 export { safetensorsIndexFormat, safetensorsIndexFormatWith, DEFAULT_MAX_SHARD_SIZE, type SafetensorsIndexOptions } from "./formats/safetensors-index/safetensors-index-format.js";
 
 export type { StatefulAdapter, StatefulKind, AdapterContext } from "./adapters/stateful-adapter.js";
@@ -65,3 +72,9 @@ export { collectiveFromEnv, type CollectiveFromEnvOptions } from "./collectives/
 export { allReduce, type ReducibleArray } from "./collectives/all-reduce.js";
 export { DEFAULT_TIMEOUT_MS } from "./collectives/failure.js";
 export { launch, type LaunchOptions, type LaunchHandle, type LaunchResult, type RankExit } from "./launcher/launch.js";
+
+export { CheckpointManager } from "./manager/checkpoint-manager.js";
+export type { CheckpointManagerOptions, KeepBest } from "./manager/options.js";
+export type { CheckpointInfo } from "./manager/folder.js";
+export type { Metrics } from "./manager/metrics.js";
+export { SaveHandle, type RestoreResult } from "./manager/save-handle.js";

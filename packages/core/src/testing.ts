@@ -13,4 +13,4 @@
 export { runIOConformance, type IOConformanceOptions } from "./testing/io-conformance.js";
 export { runBackendConformance, type BackendConformanceOptions } from "./testing/backend-conformance.js";
 export { runStrategyConformance, type StrategyConformanceOptions, TinyModule } from "./testing/strategy-conformance.js";
-export { decodeCheckpointBytes } from "./testing/back-door.js";
+export { decodeCheckpointBytes, decodeCheckpointDirectory } from "./testing/back-door.js";

@@ -33,4 +33,9 @@ export interface CheckpointIO {
   mkdir?(dir: string): Promise<void>;
   /** Renames atomically within the storage (directory commits). */
   rename?(from: string, to: string): Promise<void>;
+  /**
+   * The path with every symbolic link resolved, for storages that have links (local files), so
+   * that a file named inside a checkpoint cannot lead out of its folder through a link.
+   */
+  realPath?(path: string): Promise<string>;
 }

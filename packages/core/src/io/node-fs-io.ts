@@ -1,5 +1,6 @@
-import { constants, promises as fs } from "node:fs";
-import { randomBytes } from "node:crypto";
+import { constants, promises as fs, readSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { CheckpointNotFoundError, CheckpointWriteError, CorruptCheckpointError, SavepointError } from "../errors.js";
 import type { AtomicWrite, ByteSource } from "./byte-source.js";
 import { BufferedSink } from "./buffered-sink.js";
@@ -7,11 +8,18 @@ import type { CheckpointIO, PathInfo } from "./checkpoint-io.js";
 import { basename, dirname, joinPath } from "./paths.js";
 
 const TMP_MARK = ".savepoint-tmp-";
+/**
+ * Temporaries carry the machine's tag: a pid means nothing on another host sharing the folder.
+ * Computed on first use, so that importing core (browser bundles do) calls nothing from Node.
+ */
+let hostTag: string | undefined;
+const HOST_TAG = (): string => (hostTag ??= createHash("sha256").update(hostname()).digest("hex").slice(0, 8));
 
 /**
  * Local files. A save goes to a temporary file in the same folder, is fsynced, then renamed over
  * the target (and the folder fsynced), so a crash at any instant leaves the previous checkpoint.
- * Temporary files left by processes that died are removed by the next save to that folder.
+ * Temporary files left by processes that died (on this machine) are removed by the next save to
+ * that folder, whatever file they were for.
  *
  * @example
  * ```ts
@@ -58,8 +66,9 @@ export class NodeFileIO implements CheckpointIO {
     if (existing?.kind === "directory") {
       throw new CheckpointWriteError(`cannot save to ${path}: a directory is there. Choose another path or remove the directory.`, { subject: path });
     }
-    await removeStaleTemporaries(dir, basename(path));
-    const tmp = joinPath(dir, `.${basename(path)}${TMP_MARK}${process.pid}-${randomBytes(4).toString("hex")}`);
+    if (existing?.kind === "file") await refuseReadOnly(path);
+    await removeStaleTemporaries(dir);
+    const tmp = joinPath(dir, `.${basename(path)}${TMP_MARK}${process.pid}-${randomBytes(4).toString("hex")}-${HOST_TAG()}`);
     let handle: fs.FileHandle;
     try {
       handle = await fs.open(tmp, "wx");
@@ -94,6 +103,15 @@ export class NodeFileIO implements CheckpointIO {
     }
   }
 
+  async realPath(path: string): Promise<string> {
+    try {
+      return await fs.realpath(path);
+    } catch (err) {
+      if (code(err) === "ENOENT") throw new CheckpointNotFoundError(`nothing exists at ${path}.`, { subject: path });
+      throw ioError(err, path, "read");
+    }
+  }
+
   async rename(from: string, to: string): Promise<void> {
     try {
       await fs.rename(from, to);
@@ -103,8 +121,20 @@ export class NodeFileIO implements CheckpointIO {
   }
 }
 
+/** Reads up to this size are served from read-ahead blocks (see FileSource.#readSmall). */
+const SMALL_READ = 16 << 10;
+const READ_AHEAD_BLOCK = 256 << 10;
+const READ_AHEAD_BLOCKS = 8;
+
+interface CachedBlock {
+  readonly start: number;
+  readonly end: number;
+  readonly bytes: Uint8Array;
+}
+
 class FileSource implements ByteSource {
   #closed = false;
+  #blocks: CachedBlock[] = [];
   constructor(
     readonly handle: fs.FileHandle,
     readonly name: string,
@@ -116,7 +146,11 @@ class FileSource implements ByteSource {
     if (offset < 0 || length < 0 || offset + length > this.size) {
       throw new CorruptCheckpointError(`${this.name} is truncated or damaged: a record claims bytes [${offset}, ${offset + length}) but the file has ${this.size} bytes.`, { subject: this.name });
     }
-    const out = into ?? new Uint8Array(length);
+    if (length <= SMALL_READ) return this.#readSmall(offset, length, into);
+    return this.#readFully(offset, length, into ?? new Uint8Array(length));
+  }
+
+  async #readFully(offset: number, length: number, out: Uint8Array): Promise<Uint8Array> {
     let done = 0;
     while (done < length) {
       const { bytesRead } = await this.handle.read(out, done, Math.min(length - done, 1 << 30), offset + done);
@@ -126,6 +160,39 @@ class FileSource implements ByteSource {
     return out;
   }
 
+  /**
+   * Small reads (zip headers, tiny records) come in long runs of nearby offsets; each is served
+   * from a block read ahead from the first of them, so a file of thousands of entries costs a few
+   * hundred system calls instead of one per header. The block is read synchronously (a small pread
+   * costs microseconds, far less than a trip through the thread pool) and copied out at once, so
+   * the few block buffers are recycled, never exposed, and never allocated per read.
+   */
+  #readSmall(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    try {
+      let block = this.#blocks.find((b) => b.start <= offset && offset + length <= b.end);
+      if (!block) {
+        const end = Math.min(this.size, offset + READ_AHEAD_BLOCK);
+        const recycled = this.#blocks.length >= READ_AHEAD_BLOCKS ? this.#blocks.shift()!.bytes : new Uint8Array(READ_AHEAD_BLOCK);
+        block = { start: offset, end, bytes: recycled };
+        let done = 0;
+        while (done < end - offset) {
+          const n = readSync(this.handle.fd, recycled, done, end - offset - done, offset + done);
+          if (n === 0) throw new CorruptCheckpointError(`${this.name} ended early at byte ${offset + done} (was it truncated while being read?).`, { subject: this.name });
+          done += n;
+        }
+        this.#blocks.push(block);
+      }
+      const view = block.bytes.subarray(offset - block.start, offset - block.start + length);
+      if (into) {
+        into.set(view);
+        return Promise.resolve(into);
+      }
+      return Promise.resolve(view.slice());
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -133,26 +200,66 @@ class FileSource implements ByteSource {
   }
 }
 
+/**
+ * Every this many bytes a save starts writing back what it has written so far (an fdatasync it
+ * does not wait for), so the disk works while the rest is produced and the fsync at commit only
+ * waits for the tail, instead of for the whole file.
+ */
+const WRITEBACK_STEP = 64 << 20;
+
 class AtomicFileWrite implements AtomicWrite {
+  /** Big chunks may be written without awaiting the previous one (see ZipWriter). */
+  readonly concurrentWrites = true;
   readonly #sink: BufferedSink;
   #state: "open" | "committed" | "aborted" = "open";
+  #unsynced = 0;
+  #writeback: Promise<unknown> | undefined;
+  #writebackError: unknown;
 
   constructor(
     readonly handle: fs.FileHandle,
     readonly tmp: string,
     readonly target: string,
   ) {
-    this.#sink = new BufferedSink(async (chunk) => {
-      let done = 0;
+    // Positional writes: several big chunks can be under way at once, each landing at its offset.
+    const writeAt = async (chunk: Uint8Array, position: number, from = 0): Promise<void> => {
+      let done = from;
       while (done < chunk.byteLength) {
-        const { bytesWritten } = await this.handle.write(chunk, done, chunk.byteLength - done);
+        const { bytesWritten } = await this.handle.write(chunk, done, chunk.byteLength - done, position + done);
         done += bytesWritten;
+        this.#wrote(bytesWritten);
       }
-    }, 4 << 20);
+    };
+    const writevAt = async (chunks: Uint8Array[], position: number): Promise<void> => {
+      let { bytesWritten } = await this.handle.writev(chunks, position);
+      this.#wrote(bytesWritten);
+      // A short writev (rare) finishes chunk by chunk.
+      let at = position;
+      for (const c of chunks) {
+        if (bytesWritten < c.byteLength) await writeAt(c, at, bytesWritten);
+        bytesWritten = Math.max(0, bytesWritten - c.byteLength);
+        at += c.byteLength;
+      }
+    };
+    this.#sink = new BufferedSink((chunk, position) => writeAt(chunk, position), 4 << 20, writevAt);
   }
 
   get position(): number {
     return this.#sink.position;
+  }
+
+  #wrote(bytes: number): void {
+    this.#unsynced += bytes;
+    if (this.#unsynced < WRITEBACK_STEP || this.#writeback) return;
+    this.#unsynced = 0;
+    // Linux reports a writeback error to a file descriptor once: keep it for commit to throw.
+    this.#writeback = this.handle.datasync().then(
+      () => (this.#writeback = undefined),
+      (err: unknown) => {
+        this.#writeback = undefined;
+        this.#writebackError ??= err;
+      },
+    );
   }
 
   async write(chunk: Uint8Array): Promise<void> {
@@ -169,6 +276,8 @@ class AtomicFileWrite implements AtomicWrite {
     if (this.#state !== "open") throw new SavepointError(`commit of ${this.target} after the save was ${this.#state}.`);
     try {
       await this.#sink.flush();
+      await this.#writeback;
+      if (this.#writebackError !== undefined) throw this.#writebackError;
       await this.handle.sync();
       await this.handle.close();
       await fs.rename(this.tmp, this.target);
@@ -202,21 +311,40 @@ async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
-/** Removes temporaries of `name` in `dir` whose writing process is gone. */
-async function removeStaleTemporaries(dir: string, name: string): Promise<void> {
+/**
+ * Removes the temporaries in `dir` whose writing process is gone, whatever their target: a save
+ * killed on its way to `step-100.ckpt` is cleaned up by the save of `step-200.ckpt`.
+ */
+async function removeStaleTemporaries(dir: string): Promise<void> {
   let entries: string[];
   try {
     entries = await fs.readdir(dir);
   } catch {
     return;
   }
-  const prefix = `.${name}${TMP_MARK}`;
   for (const e of entries) {
-    if (!e.startsWith(prefix)) continue;
-    const pid = Number(e.slice(prefix.length).split("-")[0]);
-    // Never touch a temporary another live process (or this one) is still writing.
+    const at = e.lastIndexOf(TMP_MARK);
+    if (!e.startsWith(".") || at < 0) continue;
+    const [pidText, , host] = e.slice(at + TMP_MARK.length).split("-");
+    const pid = Number(pidText);
+    // Never touch a temporary another live process (or this one) is still writing, nor one from
+    // another machine, whose processes we cannot see.
+    if (host !== undefined && host !== HOST_TAG()) continue;
     if (Number.isInteger(pid) && (pid === process.pid || isAlive(pid))) continue;
     await fs.rm(joinPath(dir, e), { force: true }).catch(() => {});
+  }
+}
+
+/**
+ * The rename would replace a read-only file without complaint (rename needs only the folder's
+ * permission); torch.save refuses such a file, and so do we.
+ */
+async function refuseReadOnly(path: string): Promise<void> {
+  try {
+    await fs.access(path, constants.W_OK);
+  } catch (err) {
+    if (code(err) === "ENOENT") return;
+    throw new CheckpointWriteError(`cannot write ${path}: the file is read-only (${code(err) ?? "not writable"}). Make it writable (chmod u+w) or save elsewhere; it was left unchanged.`, { cause: err, subject: path });
   }
 }
 
@@ -239,11 +367,13 @@ function ioError(err: unknown, path: string, action: "read" | "write"): Savepoin
   const fix =
     c === "ENOSPC" || c === "EDQUOT"
       ? "the disk is full: free space or save elsewhere; the previous checkpoint is intact and the partial file was removed."
-      : c === "EACCES" || c === "EPERM" || c === "EROFS"
-        ? `permission denied: make the folder ${action === "write" ? "writable" : "readable"} or choose another path.`
-        : c === "ENOTDIR"
-          ? "a part of the path is a file, not a folder."
-          : `${(err as Error).message}.`;
+      : c === "EROFS"
+        ? "the file system is read-only: remount it read-write or choose another path."
+        : c === "EACCES" || c === "EPERM"
+          ? `permission denied: make the folder ${action === "write" ? "writable" : "readable"} or choose another path.`
+          : c === "ENOTDIR"
+            ? "a part of the path is a file, not a folder."
+            : `${(err as Error).message}.`;
   const Cls = action === "write" ? CheckpointWriteError : SavepointError;
   return new Cls(`cannot ${action} ${path}: ${fix}`, { cause: err, subject: path });
 }

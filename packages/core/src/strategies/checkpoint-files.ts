@@ -1,4 +1,6 @@
+import { CorruptCheckpointError } from "../errors.js";
 import type { FormatReadContext } from "../formats/format.js";
+import type { CheckpointIO } from "../io/checkpoint-io.js";
 import { dirname, resolveInside } from "../io/paths.js";
 import { SourcePool } from "../io/source-pool.js";
 import type { StrategyContext } from "./strategy.js";
@@ -24,9 +26,36 @@ export async function withCheckpoint<T>(path: string, ctx: StrategyContext, use:
     info: probe.info,
     // Relative names resolve in the checkpoint's folder: the directory itself, or the folder of a
     // file checkpoint (a manifest's shards sit beside it).
-    open: (relative) => pool.get(relative === undefined ? path : resolveInside(probe.info.kind === "directory" ? path : dirname(path), relative, path)),
+    open: async (relative) => {
+      if (relative === undefined) return pool.get(path);
+      const folder = probe.info.kind === "directory" ? path : dirname(path);
+      const full = resolveInside(folder, relative, path);
+      await refuseLinkOut(ctx.io, path, probe.info.kind === "directory", folder, full, relative);
+      return pool.get(full);
+    },
     safe: ctx.safe,
     verify: ctx.verify,
   };
   return pool.hold(async () => use(await format.read!(readCtx)));
+}
+
+/**
+ * A name that passed `resolveInside` can still lead out of the folder through a symbolic link (a
+ * stranger's `weights.bin -> ~/.ssh/id_rsa`): its real path must lie inside the folder's. Beside
+ * a file checkpoint reached through a link, the folder of its real path counts too: Hugging Face's
+ * cache links every file of a snapshot into one blob folder.
+ */
+async function refuseLinkOut(io: CheckpointIO, checkpoint: string, isDirectory: boolean, folder: string, full: string, relative: string): Promise<void> {
+  if (typeof io.realPath !== "function") return;
+  const real = (p: string) => io.realPath!(p).catch(() => undefined);
+  // A missing file is reported by the open that follows, with the manifest entry that names it.
+  const target = await real(full);
+  if (target === undefined) return;
+  const roots = [await real(folder), isDirectory ? undefined : await real(checkpoint).then((r) => r && dirname(r))];
+  const inside = (root: string | undefined) => root !== undefined && target.startsWith(root.endsWith("/") ? root : `${root}/`);
+  if (roots.some(inside)) return;
+  throw new CorruptCheckpointError(
+    `${checkpoint} names the file ${JSON.stringify(relative)}, a link to ${target}, which is outside the checkpoint folder ${folder}; refusing to open it. The checkpoint is damaged or hostile.`,
+    { subject: checkpoint },
+  );
 }

@@ -13,6 +13,13 @@ export interface TensorSource {
    * reused buffer: consume it before pulling the next one.
    */
   chunks(chunkBytes?: number): AsyncIterable<Uint8Array>;
+  /**
+   * Optional: the tensor's current bytes as a tensor that stays valid whatever happens to this one
+   * later, without copying (e.g. the storage of a tfjs CPU tensor, which tfjs never writes again:
+   * a variable's assign switches it to new storage). Undefined when only a copy would do. Async
+   * saves stage through this instead of copying big tensors.
+   */
+  snapshot?(): TensorSource | undefined;
 }
 
 /** Marker on every tensor object savepoint creates, so type checks survive duplicate installs. */

@@ -77,6 +77,21 @@ export function decodeBytes(dtype: DType, bytes: Uint8Array): TensorData {
   }
 }
 
+/**
+ * A byte buffer whose contents are left as they are (not zeroed) where the runtime allows: Node's
+ * `Buffer.allocUnsafeSlow`, which skips clearing memory the caller overwrites anyway. Elsewhere, a
+ * plain Uint8Array. Never pooled, so the buffer owns its whole ArrayBuffer.
+ */
+export function uninitializedBytes(length: number): Uint8Array {
+  const B = (globalThis as { Buffer?: { allocUnsafeSlow?: (n: number) => Uint8Array } }).Buffer;
+  // Small buffers: a plain array is cheaper than a separately allocated backing store.
+  if (typeof B?.allocUnsafeSlow === "function" && length >= 64 << 10) {
+    const b = B.allocUnsafeSlow(length);
+    return new Uint8Array(b.buffer, b.byteOffset, length);
+  }
+  return new Uint8Array(length);
+}
+
 /** Raw little-endian bytes of a typed array (a view, no copy). */
 export function bytesOf(data: ArrayBufferView): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);

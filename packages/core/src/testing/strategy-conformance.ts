@@ -9,7 +9,7 @@ import { MemoryIO } from "../io/memory-io.js";
 import type { Strategy } from "../strategies/strategy.js";
 import { HostTensor, isStoredTensor } from "../tensor/stored-tensor.js";
 import { TENSOR_SOURCE, type TensorSource } from "../tensor/tensor-source.js";
-import { decodeCheckpointBytes } from "./back-door.js";
+import { decodeCheckpointBytes, decodeCheckpointDirectory } from "./back-door.js";
 
 /** What {@link runStrategyConformance} needs from a strategy's test. */
 export interface StrategyConformanceOptions {
@@ -23,6 +23,13 @@ export interface StrategyConformanceOptions {
   worldSize?: number;
   /** Limit of each collective operation in the multi-rank checks, in ms. @default 1000 */
   timeoutMs?: number;
+  /**
+   * How the strategy lays a checkpoint out. `"file"`: one file, written by rank 0. `"directory"`:
+   * a distributed checkpoint folder (torch DCP): every rank writes its own file in parallel, and
+   * the folder becomes a checkpoint only when rank 0 commits its `.metadata`, last. The suite reads
+   * either through its back door and holds both to the same semantics. @default "file"
+   */
+  layout?: "file" | "directory";
 }
 
 /** A stateful object with tensors, standing in for a model without any tensor library. */
@@ -123,6 +130,30 @@ export function runStrategyConformance(options: StrategyConformanceOptions): voi
   const timeoutMs = options.timeoutMs ?? 1000;
   const multi = worldSize > 1;
   const ranks = Array.from({ length: worldSize }, (_, r) => r);
+  const directory = options.layout === "directory";
+  if (options.layout !== undefined && options.layout !== "file" && !directory) throw new Error(`runStrategyConformance: layout must be "file" or "directory", got ${String(options.layout)}.`);
+
+  /**
+   * What storage holds, by checkpoint: file paths (file layout), or the folders committed by a
+   * `.metadata` (directory layout); any other file (a stray temporary, a folder never committed)
+   * is listed as itself, so it shows up in the comparisons.
+   */
+  const checkpoints = (io: MemoryIO): string[] => {
+    const keys = [...io.files.keys()];
+    if (!directory) return keys;
+    const roots = keys.filter((k) => k.endsWith("/.metadata")).map((k) => k.slice(0, -"/.metadata".length));
+    return [...roots, ...keys.filter((k) => !roots.some((r) => k.startsWith(`${r}/`)))];
+  };
+  /** The bytes of one checkpoint: the file, or the folder's files by name. */
+  const snapshot = (io: MemoryIO, path: string): Map<string, Uint8Array> => {
+    const out = new Map<string, Uint8Array>();
+    for (const [k, v] of io.files) {
+      if (!directory && k === path) out.set("", v.slice());
+      if (directory && k.startsWith(`${path}/`)) out.set(k.slice(path.length + 1), v.slice());
+    }
+    return out;
+  };
+  const decode = (io: MemoryIO, path: string) => (directory ? decodeCheckpointDirectory(snapshot(io, path)) : decodeCheckpointBytes(io.files.get(path)!));
 
   const make = (slowCommitMs = 0): Cluster => {
     const io = new MemoryIO();
@@ -164,11 +195,21 @@ export function runStrategyConformance(options: StrategyConformanceOptions): voi
   const onEvery = multi ? ` (on all ${worldSize} ranks)` : "";
 
   describe(`Strategy conformance: ${options.name}${multi ? ` (${worldSize} ranks)` : ""}`, () => {
-    it(`writes one file whose bytes hold the converted state${multi ? ", from rank 0 only" : ""}`, withCluster(async ({ io, all, log }) => {
+    const layoutTitle = directory
+      ? `writes one checkpoint folder holding the converted state${multi ? ", every rank its own file," : ""} committed by its .metadata, written last`
+      : `writes one file whose bytes hold the converted state${multi ? ", from rank 0 only" : ""}`;
+    it(layoutTitle, withCluster(async ({ io, all, log }) => {
       await all((fabric) => fabric.save("ck/a.ckpt", { model: new TinyModule(2), step: 7, hparams: { lr: 0.5, name: "x", layers: [1, 2] } }));
-      expect([...io.files.keys()]).toEqual(["ck/a.ckpt"]);
-      expect(log.filter((e) => e.event === "open").map((e) => e.rank)).toEqual([0]);
-      const raw = (await decodeCheckpointBytes(io.files.get("ck/a.ckpt")!)) as Record<string, any>;
+      expect(checkpoints(io)).toEqual(["ck/a.ckpt"]);
+      if (directory) {
+        const commits = log.filter((e) => e.event === "commit");
+        expect(commits.at(-1)?.path, "the last file committed").toMatch(/(^|\/)\.metadata$/);
+        expect(commits.at(-1)?.rank).toBe(0);
+        for (const r of ranks) expect(commits.some((e) => e.rank === r), `rank ${r} committed a file of its own`).toBe(true);
+      } else {
+        expect(log.filter((e) => e.event === "open").map((e) => e.rank)).toEqual([0]);
+      }
+      const raw = (await decode(io, "ck/a.ckpt")) as Record<string, any>;
       expect(Object.keys(raw)).toEqual(["model", "step", "hparams"]);
       expect(raw.model.weight.raw).toEqual(new TinyModule(2).weight.raw);
       expect(raw.step).toBe(7);
@@ -203,7 +244,7 @@ export function runStrategyConformance(options: StrategyConformanceOptions): voi
 
     it("applies filters per key and drops keys whose items are all filtered out", withCluster(async ({ io, all }) => {
       await all((fabric) => fabric.save("f.ckpt", { model: new TinyModule(1), other: new TinyModule(2), step: 3 }, { filter: { model: (k) => k === "weight", other: () => false } }));
-      const raw = (await decodeCheckpointBytes(io.files.get("f.ckpt")!)) as Record<string, any>;
+      const raw = (await decode(io, "f.ckpt")) as Record<string, any>;
       expect(Object.keys(raw)).toEqual(["model", "step"]);
       expect(Object.keys(raw.model)).toEqual(["weight"]);
     }));
@@ -218,13 +259,13 @@ export function runStrategyConformance(options: StrategyConformanceOptions): voi
 
     it(`leaves the previous checkpoint intact when a save fails midway${multi ? ", failing every rank" : ""}`, withCluster(async ({ io, all, settle }) => {
       await all((fabric) => fabric.save("a.ckpt", { step: 1 }));
-      const before = io.files.get("a.ckpt")!.slice();
+      const before = snapshot(io, "a.ckpt");
       const results = await settle((fabric) => fabric.save("a.ckpt", { step: 2, t: failingTensor(1000) }));
       expect(results.map((r) => r.status)).toEqual(ranks.map(() => "rejected"));
       expect(String((results[0] as PromiseRejectedResult).reason)).toMatch(/device lost/);
       if (multi) for (const r of results.slice(1)) expect(String((r as PromiseRejectedResult).reason)).toMatch(/rank 0/);
-      expect([...io.files.keys()]).toEqual(["a.ckpt"]);
-      expect(io.files.get("a.ckpt")).toEqual(before);
+      expect(checkpoints(io)).toEqual(["a.ckpt"]);
+      expect(snapshot(io, "a.ckpt")).toEqual(before);
     }));
 
     it(`loads a bare state dict into one object with loadRaw${onEvery}`, withCluster(async ({ all }) => {
@@ -245,12 +286,12 @@ export function runStrategyConformance(options: StrategyConformanceOptions): voi
     if (!multi) return;
     const last = worldSize - 1;
 
-    it("returns on every rank only after rank 0 committed the file", withCluster(async ({ all, log }) => {
+    it(`returns on every rank only after rank 0 committed the ${directory ? "folder's .metadata" : "file"}`, withCluster(async ({ all, log }) => {
       await all(async (fabric, rank) => {
         await fabric.save("slow.ckpt", { model: new TinyModule(1), step: 1 });
         log.push({ event: "return", rank, path: "slow.ckpt" });
       });
-      const commit = log.findIndex((e) => e.event === "commit");
+      const commit = directory ? log.findIndex((e) => e.event === "commit" && /(^|\/)\.metadata$/.test(e.path)) : log.findIndex((e) => e.event === "commit");
       expect(commit).toBeGreaterThanOrEqual(0);
       expect(log[commit]!.rank).toBe(0);
       for (const r of ranks) expect(log.findIndex((e) => e.event === "return" && e.rank === r), `rank ${r} returned before the commit`).toBeGreaterThan(commit);
@@ -258,8 +299,10 @@ export function runStrategyConformance(options: StrategyConformanceOptions): voi
 
     it("writes at the path given by rank 0, as Lightning does", withCluster(async ({ io, all, log }) => {
       await all((fabric, rank) => fabric.save(`ck/rank-${rank}.ckpt`, { step: 5 }));
-      expect([...io.files.keys()]).toEqual(["ck/rank-0.ckpt"]);
-      expect(log.filter((e) => e.event === "open").map((e) => `${e.rank}:${e.path}`)).toEqual(["0:ck/rank-0.ckpt"]);
+      expect(checkpoints(io)).toEqual(["ck/rank-0.ckpt"]);
+      const opens = log.filter((e) => e.event === "open").map((e) => `${e.rank}:${e.path}`);
+      if (directory) expect(opens.filter((o) => /rank-[1-9]\d*\.ckpt/.test(o)), "files opened under another rank's path").toEqual([]);
+      else expect(opens).toEqual(["0:ck/rank-0.ckpt"]);
       await all(async (fabric) => {
         const state = { step: 0 };
         await fabric.load("ck/rank-0.ckpt", state);
@@ -283,7 +326,7 @@ export function runStrategyConformance(options: StrategyConformanceOptions): voi
         expect(err.message).toContain("ck/x.ckpt");
       }
       expect(elapsed).toBeLessThan(timeoutMs + 5000);
-      expect(io.files.has("ck/x.ckpt")).toBe(false);
+      expect(checkpoints(io)).not.toContain("ck/x.ckpt");
     }));
 
     it(`fails the others naming the rank that never calls load (rank ${last})`, withCluster(async ({ all, settle }) => {

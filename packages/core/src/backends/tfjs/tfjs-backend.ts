@@ -5,12 +5,16 @@ import { InvalidArgumentError } from "../../errors.js";
 import { DEFAULT_CHUNK_BYTES, numel, TENSOR_SOURCE, type TensorSource } from "../../tensor/tensor-source.js";
 import { bytesOf } from "../../tensor/typed-arrays.js";
 import type { Backend } from "../backend.js";
+import { copyIntoOwnStorage, snapshotOf } from "./in-place.js";
 import { checkShape, dtypeOfTfjs, isTfjsTensor, isTfjsVariable, tfjsDTypeFor, valuesFor } from "./tfjs-tensors.js";
 
 /**
  * Tensors of TensorFlow.js. Reading uses `dataSync()`, which on the CPU backend returns the
- * tensor's own storage, so saving streams views of it without a copy; loading reads checkpoint
- * bytes straight into a fresh typed array and assigns it to the variable.
+ * tensor's own storage, so saving streams views of it without a copy. Loading a CPU variable that
+ * owns its storage (no other tensor shares it) reads the record into a reused host buffer and,
+ * once it is complete and verified, copies it into the variable's storage, as torch's
+ * `load_state_dict` copies into parameters; otherwise the record is read straight into a fresh
+ * typed array that is assigned to the variable.
  */
 export class TfjsBackend implements Backend {
   readonly name: string;
@@ -48,12 +52,16 @@ export class TfjsBackend implements Backend {
         const bytes = bytesOf(t.dataSync() as Float32Array | Int32Array | Uint8Array);
         for (let off = 0; off < bytes.byteLength; off += chunkBytes) yield bytes.subarray(off, Math.min(off + chunkBytes, bytes.byteLength));
       },
+      snapshot() {
+        return snapshotOf(t, dtype);
+      },
     } as TensorSource;
   }
 
   async assign(target: unknown, source: TensorSource, key: string): Promise<void> {
     if (!isTfjsVariable(target)) throw new InvalidArgumentError(`${key} is not a tf.Variable; only variables can be loaded in place.`, { subject: key });
     checkShape(target.shape, source.shape, key);
+    if (await copyIntoOwnStorage(target, source, key)) return;
     const values = await valuesFor(source, tfjsDTypeFor(dtypeOfTfjs(target.dtype, key)), key);
     const fresh = tf.tensor(values, target.shape, target.dtype);
     try {

@@ -3,7 +3,8 @@ import type { DType } from "../../dtype.js";
 import { StrictLoadError, UnsupportedFormatError } from "../../errors.js";
 import { isStoredTensor } from "../../tensor/stored-tensor.js";
 import type { TensorSource } from "../../tensor/tensor-source.js";
-import { decodeBytes } from "../../tensor/typed-arrays.js";
+import { decodeBytes, uninitializedBytes } from "../../tensor/typed-arrays.js";
+import { itemSize } from "../../dtype.js";
 
 /** tfjs dtypes savepoint can hold. */
 export type TfjsDType = "float32" | "int32" | "bool" | "complex64";
@@ -60,8 +61,9 @@ export function tfjsDTypeFor(dtype: DType): TfjsDType {
 
 /** Reads all bytes of a source into one buffer, straight into place when the source allows. */
 export async function readAll(source: TensorSource): Promise<Uint8Array> {
-  if (isStoredTensor(source)) return source.readRange(0, source.byteLength, new Uint8Array(source.byteLength));
-  const out = new Uint8Array(source.byteLength);
+  // Every byte is overwritten before the buffer is used, so it need not be zeroed first.
+  const out = uninitializedBytes(source.byteLength);
+  if (isStoredTensor(source)) return source.readRange(0, source.byteLength, out);
   let off = 0;
   for await (const chunk of source.chunks()) {
     out.set(chunk, off);
@@ -70,34 +72,64 @@ export async function readAll(source: TensorSource): Promise<Uint8Array> {
   return out;
 }
 
+/** Chunk size for converting dtypes: a multiple of every item size. */
+const CONVERT_CHUNK = 8 << 20;
+
 /**
  * The values of `source` as the typed array tfjs stores for `target` dtype: bytes are read straight
- * into a Float32Array/Int32Array when dtypes agree, and converted (with range checks) otherwise.
+ * into a Float32Array/Int32Array when dtypes agree, and converted (with range checks) otherwise,
+ * chunk by chunk, so no second copy of a large tensor is ever held.
  */
 export async function valuesFor(source: TensorSource, target: TfjsDType, key: string): Promise<Float32Array | Int32Array | Uint8Array> {
-  const bytes = await readAll(source);
   const same = (source.dtype === "float32" && target === "float32") || (source.dtype === "int32" && target === "int32") || (source.dtype === "complex64" && target === "complex64");
-  if (same) return target === "int32" ? new Int32Array(bytes.buffer, 0, bytes.byteLength / 4) : new Float32Array(bytes.buffer, 0, bytes.byteLength / 4);
-  const decoded = decodeBytes(source.dtype, bytes);
-  switch (target) {
-    case "float32":
-    case "complex64":
-      return decoded instanceof Float32Array ? decoded : Float32Array.from(decoded as ArrayLike<number | bigint>, Number);
-    case "bool":
-      return Uint8Array.from(decoded as ArrayLike<number | bigint>, (v) => (v ? 1 : 0));
-    case "int32": {
-      const out = new Int32Array(decoded.length);
-      for (let i = 0; i < decoded.length; i++) {
-        const v = Number(decoded[i]!);
-        const t = Math.trunc(v);
-        if (!(t >= -2147483648 && t <= 2147483647)) {
-          throw new StrictLoadError(`${key}: value ${String(decoded[i])} at index ${i} does not fit the int32 tensor tfjs holds. Keep this value as a raw tensor (load the checkpoint without a target) instead.`, { subject: key });
-        }
-        out[i] = t;
-      }
-      return out;
-    }
+  if (same) {
+    const bytes = await readAll(source);
+    return target === "int32" ? new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) : new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
   }
+  const size = itemSize(source.dtype);
+  const count = source.byteLength / size;
+  // complex128 holds two float64 per item and becomes complex64: two float32 per item.
+  const perItem = source.dtype === "complex64" || source.dtype === "complex128" ? 2 : 1;
+  const out = target === "bool" ? new Uint8Array(count) : target === "int32" ? new Int32Array(count) : new Float32Array(count * perItem);
+  let index = 0;
+  // A source may split items across chunks; carry the partial item over to the next chunk.
+  let carry = new Uint8Array(0);
+  for await (const raw of source.chunks(CONVERT_CHUNK)) {
+    let chunk = raw;
+    if (carry.byteLength > 0) {
+      chunk = new Uint8Array(carry.byteLength + raw.byteLength);
+      chunk.set(carry);
+      chunk.set(raw, carry.byteLength);
+    }
+    const whole = chunk.byteLength - (chunk.byteLength % size);
+    carry = chunk.slice(whole);
+    const decoded = decodeBytes(source.dtype, chunk.subarray(0, whole));
+    switch (target) {
+      case "float32":
+      case "complex64":
+        if (decoded instanceof BigInt64Array || decoded instanceof BigUint64Array) {
+          for (let i = 0; i < decoded.length; i++) out[index + i] = Number(decoded[i]!);
+        } else {
+          out.set(decoded, index);
+        }
+        break;
+      case "bool":
+        for (let i = 0; i < decoded.length; i++) out[index + i] = decoded[i] ? 1 : 0;
+        break;
+      case "int32":
+        for (let i = 0; i < decoded.length; i++) {
+          const v = Number(decoded[i]!);
+          const t = Math.trunc(v);
+          if (!(t >= -2147483648 && t <= 2147483647)) {
+            throw new StrictLoadError(`${key}: value ${String(decoded[i])} at index ${index + i} does not fit the int32 tensor tfjs holds. Keep this value as a raw tensor (load the checkpoint without a target) instead.`, { subject: key });
+          }
+          out[index + i] = t;
+        }
+        break;
+    }
+    index += decoded.length;
+  }
+  return out;
 }
 
 /** Throws a StrictLoadError when shapes differ. */

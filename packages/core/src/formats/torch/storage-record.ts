@@ -2,6 +2,37 @@ import { CorruptCheckpointError } from "../../errors.js";
 import type { ByteSource } from "../../io/byte-source.js";
 import { crc32 } from "../zip/crc32.js";
 
+/** Unread record tails up to this size are checked at once (see `#checkShortTail`). */
+const SHORT_TAIL = 4 << 20;
+
+/** Verified reads go in pieces of this size, the next read under way while a piece is checksummed. */
+const PIECE = 1 << 20;
+
+/**
+ * Reads `length` bytes in pieces with one read ahead, handing each piece to `take` as it arrives
+ * (while the next is being read, and while it is still in the CPU cache). At most one read is in
+ * flight, and it is always awaited.
+ */
+async function pipelined(length: number, readPiece: (at: number, n: number) => Promise<Uint8Array>, take: (bytes: Uint8Array, at: number) => void): Promise<void> {
+  if (length === 0) return;
+  let pending: Promise<Uint8Array> | undefined = readPiece(0, Math.min(PIECE, length));
+  try {
+    for (let at = 0; at < length; ) {
+      const n = Math.min(PIECE, length - at);
+      const bytes: Uint8Array = await pending!;
+      pending = undefined;
+      const next = at + n;
+      if (next < length) pending = readPiece(next, Math.min(PIECE, length - next));
+      take(bytes.subarray(0, n), at);
+      at = next;
+    }
+  } catch (err) {
+    // `take` threw (a CRC mismatch) with a read still under way: let it finish unobserved.
+    pending?.catch(() => {});
+    throw err;
+  }
+}
+
 /**
  * One `data/<key>` record of a torch file: reads byte ranges of the storage and checks the record's
  * CRC32 without a second pass where it can. Reads that walk the record from its start (a whole
@@ -30,24 +61,55 @@ export class StorageRecord {
       throw new CorruptCheckpointError(`${this.name}: a tensor reads bytes [${offset}, ${offset + length}) of a record of ${this.size} bytes. The file is damaged.`, { subject: this.name });
     }
     if (!this.#verified && offset !== this.#next) await this.#verifyAll();
-    const out = await this.source.read(this.offset + offset, length, into);
-    if (!this.#verified) {
-      this.#crc = crc32(out.subarray(0, length), this.#crc);
-      this.#next = offset + length;
-      if (this.#next === this.size) this.#finish(this.#crc);
+    if (this.#verified) return this.source.read(this.offset + offset, length, into);
+    if (length <= PIECE) {
+      const out = await this.source.read(this.offset + offset, length, into);
+      this.#fold(out.subarray(0, length), offset);
+      await this.#checkShortTail();
+      return out;
     }
+    // A long read goes piece by piece, reading the next piece while this one is checksummed.
+    const out = into ?? new Uint8Array(length);
+    await pipelined(length, (at, n) => this.source.read(this.offset + offset + at, n, out.subarray(at, at + n)), (bytes, at) => {
+      if (bytes.buffer !== out.buffer || bytes.byteOffset !== out.byteOffset + at) out.set(bytes, at);
+      this.#fold(bytes, offset + at);
+    });
+    await this.#checkShortTail();
     return out;
   }
 
+  /**
+   * A tensor that views the start of a larger storage (FSDP's padded flat parameters) stops its
+   * reads before the record's end, which would leave the CRC unchecked for good: a tail of up to
+   * SHORT_TAIL bytes is read and checked before the data is handed out. Longer tails wait for a
+   * later read (so a partial load does not read unrequested megabytes).
+   */
+  async #checkShortTail(): Promise<void> {
+    const at = this.#next;
+    const rest = this.size - at;
+    if (this.#verified || rest <= 0 || rest > SHORT_TAIL) return;
+    this.#fold(await this.source.read(this.offset + at, rest), at);
+  }
+
+  /**
+   * Adds the bytes at `at` to the running CRC when they are the next ones; bytes another reader
+   * of the same record already covered (or a record verified meanwhile) are skipped.
+   */
+  #fold(bytes: Uint8Array, at: number): void {
+    if (this.#verified || at !== this.#next) return;
+    this.#crc = crc32(bytes, this.#crc);
+    this.#next = at + bytes.byteLength;
+    if (this.#next === this.size) this.#finish(this.#crc);
+  }
+
   async #verifyAll(): Promise<void> {
+    const scratch = [new Uint8Array(Math.min(PIECE, this.size)), new Uint8Array(Math.min(PIECE, Math.max(0, this.size - PIECE)))];
+    let turn = 0;
     let crc = 0;
-    const step = 8 << 20;
-    const buf = new Uint8Array(Math.min(step, this.size));
-    for (let off = 0; off < this.size; off += step) {
-      const n = Math.min(step, this.size - off);
-      crc = crc32(await this.source.read(this.offset + off, n, buf.subarray(0, n)), crc);
-    }
-    this.#finish(crc);
+    await pipelined(this.size, (at, n) => this.source.read(this.offset + at, n, scratch[turn++ & 1]!.subarray(0, n)), (bytes) => {
+      crc = crc32(bytes, crc);
+    });
+    if (!this.#verified) this.#finish(crc);
   }
 
   #finish(crc: number): void {

@@ -36,32 +36,34 @@ export const torchZipFormat: Format = {
   },
 
   async write(tree: unknown, ctx: FormatWriteContext): Promise<void> {
-    const storages: StorageOut[] = [];
-    const byTensor = new Map<TensorSource, StorageOut>();
-    const pkl = pickle(tree, {
-      where: ctx.path,
-      persistentId: (v) => {
-        if (!(v instanceof StorageOut)) return undefined;
-        const d = v.tensor.dtype;
-        const cls = torchStorageClass(d);
-        // Typed storages count elements; dtypes without one (uint16, float8...) go untyped, in bytes.
-        return asTuple(["storage", new PyGlobal("torch", cls ?? "UntypedStorage"), v.key, "cpu", cls ? numel(v.tensor.shape) : v.tensor.byteLength]);
-      },
-      reduce: (v): ReduceSpec | undefined => {
-        if (!isTensorSource(v)) return undefined;
-        let s = byTensor.get(v);
-        if (!s) {
-          s = new StorageOut(String(storages.length), v);
-          storages.push(s);
-          byTensor.set(v, s);
-        }
-        const args: unknown[] = [s, 0, asTuple([...v.shape]), asTuple(contiguousStrides(v.shape)), false, asOrderedDict({})];
-        if (torchStorageClass(v.dtype)) return { module: "torch._utils", name: "_rebuild_tensor_v2", args };
-        return { module: "torch._utils", name: "_rebuild_tensor_v3", args: [...args, torchDType(v.dtype)] };
-      },
-    });
+    // Open first: an async save's caller resumes at this first real wait, so the pickling below
+    // runs in the background instead of while the caller is blocked.
     const out = await ctx.io.openWrite(ctx.path);
     try {
+      const storages: StorageOut[] = [];
+      const byTensor = new Map<TensorSource, StorageOut>();
+      const pkl = pickle(tree, {
+        where: ctx.path,
+        persistentId: (v) => {
+          if (!(v instanceof StorageOut)) return undefined;
+          const d = v.tensor.dtype;
+          const cls = torchStorageClass(d);
+          // Typed storages count elements; dtypes without one (uint16, float8...) go untyped, in bytes.
+          return asTuple(["storage", new PyGlobal("torch", cls ?? "UntypedStorage"), v.key, "cpu", cls ? numel(v.tensor.shape) : v.tensor.byteLength]);
+        },
+        reduce: (v): ReduceSpec | undefined => {
+          if (!isTensorSource(v)) return undefined;
+          let s = byTensor.get(v);
+          if (!s) {
+            s = new StorageOut(String(storages.length), v);
+            storages.push(s);
+            byTensor.set(v, s);
+          }
+          const args: unknown[] = [s, 0, asTuple([...v.shape]), asTuple(contiguousStrides(v.shape)), false, asOrderedDict({})];
+          if (torchStorageClass(v.dtype)) return { module: "torch._utils", name: "_rebuild_tensor_v2", args };
+          return { module: "torch._utils", name: "_rebuild_tensor_v3", args: [...args, torchDType(v.dtype)] };
+        },
+      });
       const zip = new ZipWriter(out);
       const text = (s: string) => new TextEncoder().encode(s);
       await zip.addEntry(`${PREFIX}/data.pkl`, pkl, pkl.byteLength);

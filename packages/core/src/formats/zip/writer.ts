@@ -42,6 +42,13 @@ const BUFFER_SIZE = 256 << 10;
 const DIRECT_WRITE = 64 << 10;
 /** The padding extra field's length is 16-bit, and it also holds a 4-byte header and maybe zip64. */
 const MAX_ALIGN = 0x8000;
+/**
+ * Big chunks are written and checksummed in pieces of this size: each piece's CRC runs while its
+ * write is in flight, on bytes the copy into the page cache has just brought into the CPU cache.
+ */
+const CRC_PIECE = 1 << 20;
+/** Pieces in flight at once for a sink that declares `concurrentWrites`. */
+const WRITE_WINDOW = 4;
 const PAD_BYTE = 0x5a; // 'Z', as torch pads
 const FLAGS = FLAG_DATA_DESCRIPTOR | FLAG_UTF8;
 
@@ -71,6 +78,8 @@ function u32OrMarker(value: number): number {
 export class ZipWriter {
   readonly #sink: ByteSink;
   readonly #align: number;
+  /** Big-chunk writes allowed in flight at once: several for sinks that write positionally. */
+  readonly #window: number;
   readonly #buffer = new Uint8Array(BUFFER_SIZE);
   #buffered = 0;
   /** Archive bytes produced so far (flushed or buffered); zip offsets are relative to the archive start. */
@@ -87,6 +96,7 @@ export class ZipWriter {
     }
     this.#sink = sink;
     this.#align = align;
+    this.#window = (sink as { concurrentWrites?: unknown }).concurrentWrites === true ? WRITE_WINDOW : 1;
   }
 
   /** Streams one stored entry. `size` is declared up front; a stream that yields a different total is an InvalidArgumentError and the writer is unusable afterwards. CRC computed on the fly. */
@@ -136,9 +146,32 @@ export class ZipWriter {
             `ZipWriter.addEntry: the data stream of entry "${name}" yielded more than the declared ${size} bytes; pass the exact size.`,
           );
         }
-        crc = crc32(chunk, crc);
         written += chunk.length;
-        await this.#emit(chunk);
+        if (chunk.length < DIRECT_WRITE) {
+          crc = crc32(chunk, crc);
+          await this.#emit(chunk);
+          return;
+        }
+        // A big chunk goes to the sink as it is. Hand the buffered header over first, then start
+        // the chunk's write and checksum it while the write is under way (both only read it), so
+        // the CRC hides behind the I/O instead of adding to it.
+        // A sink with positional writes takes the next piece before the last one is done.
+        if (this.#buffered > 0) await this.#flush();
+        const inFlight: Promise<void>[] = [];
+        try {
+          for (let at = 0; at < chunk.length; at += CRC_PIECE) {
+            const piece = at === 0 && chunk.length <= CRC_PIECE ? chunk : chunk.subarray(at, Math.min(chunk.length, at + CRC_PIECE));
+            const writing = this.#direct(piece);
+            writing.catch(() => {}); // awaited below; this only keeps a failure from going unhandled meanwhile
+            inFlight.push(writing);
+            crc = crc32(piece, crc);
+            if (inFlight.length >= this.#window) await inFlight.shift();
+          }
+        } finally {
+          // Nothing of this chunk may still be in flight once take() returns (or throws).
+          await Promise.allSettled(inFlight);
+        }
+        for (const w of inFlight) await w;
       };
       if (isBytes(data)) {
         await take(data);
@@ -331,6 +364,16 @@ export class ZipWriter {
     v.setUint32(12, u32OrMarker(cdSize), true);
     v.setUint32(16, u32OrMarker(cdOffset), true);
     return bytes;
+  }
+
+  /**
+   * Passes a big chunk to the sink uncopied. With nothing buffered the sink's write starts before
+   * this returns (no await in between), which lets the caller checksum the chunk meanwhile.
+   */
+  #direct(chunk: Uint8Array): Promise<void> {
+    this.#offset += chunk.length;
+    if (this.#buffered === 0) return this.#sink.write(chunk);
+    return this.#flush().then(() => this.#sink.write(chunk));
   }
 
   /** Buffers small chunks; passes big ones straight to the sink so tensor data is never copied. */
