@@ -29,17 +29,25 @@ export class BufferedSink implements ByteSink {
     return this.#position;
   }
 
+  /** Chunks of at least this size pass straight through; only they may overlap (see `write`). */
+  get passThroughBytes(): number {
+    return this.#buffer.byteLength >> 2;
+  }
+
   /**
    * Appends `chunk`. A big chunk's write is issued before this returns (no await first), so the
-   * caller can work on the chunk, e.g. checksum it, while it is being written. Big chunks may be
-   * written concurrently when the underlying writes are positional (each carries its offset);
-   * small ones must be awaited in turn, since they share the buffer.
+   * caller can work on the chunk, e.g. checksum it, while it is being written. Chunks of at least
+   * {@link passThroughBytes} never touch the buffer once this returns, so when the underlying
+   * writes are positional (each carries its offset) several of them may be in flight at once;
+   * a smaller chunk must be written only when nothing else is in flight.
    */
   write(chunk: Uint8Array): Promise<void> {
     this.#position += chunk.byteLength;
     if (chunk.byteLength >= this.#buffer.byteLength >> 2) {
       if (this.#used === 0) return this.#out(chunk);
-      const head = this.#buffer.subarray(0, this.#used);
+      // A copy of the few buffered bytes: the buffer is free again at once, even while this write
+      // is still under way (see `write`).
+      const head = this.#buffer.slice(0, this.#used);
       this.#used = 0;
       if (this.#writev) {
         const at = this.#flushed;

@@ -208,8 +208,6 @@ class FileSource implements ByteSource {
 const WRITEBACK_STEP = 64 << 20;
 
 class AtomicFileWrite implements AtomicWrite {
-  /** Big chunks may be written without awaiting the previous one (see ZipWriter). */
-  readonly concurrentWrites = true;
   readonly #sink: BufferedSink;
   #state: "open" | "committed" | "aborted" = "open";
   #unsynced = 0;
@@ -246,6 +244,14 @@ class AtomicFileWrite implements AtomicWrite {
 
   get position(): number {
     return this.#sink.position;
+  }
+
+  /**
+   * Writes of at least this many bytes may be issued before earlier ones finish (they are
+   * positional and never touch the coalescing buffer); ZipWriter overlaps such writes.
+   */
+  get concurrentWriteBytes(): number {
+    return this.#sink.passThroughBytes;
   }
 
   #wrote(bytes: number): void {

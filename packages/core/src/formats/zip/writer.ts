@@ -47,7 +47,7 @@ const MAX_ALIGN = 0x8000;
  * write is in flight, on bytes the copy into the page cache has just brought into the CPU cache.
  */
 const CRC_PIECE = 1 << 20;
-/** Pieces in flight at once for a sink that declares `concurrentWrites`. */
+/** Pieces in flight at once for a sink that declares `concurrentWriteBytes` (up to CRC_PIECE). */
 const WRITE_WINDOW = 4;
 const PAD_BYTE = 0x5a; // 'Z', as torch pads
 const FLAGS = FLAG_DATA_DESCRIPTOR | FLAG_UTF8;
@@ -80,6 +80,8 @@ export class ZipWriter {
   readonly #align: number;
   /** Big-chunk writes allowed in flight at once: several for sinks that write positionally. */
   readonly #window: number;
+  /** Pieces at least this big may overlap earlier writes (Infinity: none may). */
+  readonly #overlapBytes: number;
   readonly #buffer = new Uint8Array(BUFFER_SIZE);
   #buffered = 0;
   /** Archive bytes produced so far (flushed or buffered); zip offsets are relative to the archive start. */
@@ -96,7 +98,9 @@ export class ZipWriter {
     }
     this.#sink = sink;
     this.#align = align;
-    this.#window = (sink as { concurrentWrites?: unknown }).concurrentWrites === true ? WRITE_WINDOW : 1;
+    const overlap = (sink as { concurrentWriteBytes?: unknown }).concurrentWriteBytes;
+    this.#overlapBytes = typeof overlap === "number" && overlap > 0 ? overlap : Number.POSITIVE_INFINITY;
+    this.#window = this.#overlapBytes <= CRC_PIECE ? WRITE_WINDOW : 1;
   }
 
   /** Streams one stored entry. `size` is declared up front; a stream that yields a different total is an InvalidArgumentError and the writer is unusable afterwards. CRC computed on the fly. */
@@ -152,20 +156,22 @@ export class ZipWriter {
           await this.#emit(chunk);
           return;
         }
-        // A big chunk goes to the sink as it is. Hand the buffered header over first, then start
-        // the chunk's write and checksum it while the write is under way (both only read it), so
-        // the CRC hides behind the I/O instead of adding to it.
-        // A sink with positional writes takes the next piece before the last one is done.
+        // A big chunk goes to the sink as it is, in pieces. Hand the buffered header over first,
+        // then start each piece's write and checksum it while the write is under way (both only
+        // read it), so the CRC hides behind the I/O instead of adding to it. A sink that allows it
+        // (`concurrentWriteBytes`) takes the next full piece before the last one is done; a smaller
+        // piece is written alone, with nothing else in flight.
         if (this.#buffered > 0) await this.#flush();
         const inFlight: Promise<void>[] = [];
         try {
           for (let at = 0; at < chunk.length; at += CRC_PIECE) {
             const piece = at === 0 && chunk.length <= CRC_PIECE ? chunk : chunk.subarray(at, Math.min(chunk.length, at + CRC_PIECE));
+            if (piece.length < this.#overlapBytes) while (inFlight.length > 0) await inFlight.shift();
             const writing = this.#direct(piece);
             writing.catch(() => {}); // awaited below; this only keeps a failure from going unhandled meanwhile
             inFlight.push(writing);
             crc = crc32(piece, crc);
-            if (inFlight.length >= this.#window) await inFlight.shift();
+            if (inFlight.length >= this.#window || piece.length < this.#overlapBytes) await inFlight.shift();
           }
         } finally {
           // Nothing of this chunk may still be in flight once take() returns (or throws).
