@@ -177,6 +177,10 @@ describe("sharded saves under SIGKILL", () => {
     const exit = await j.done;
     expect(exit.exitCode, exit.stderr).toBe(0);
     expect(await loadedStep(dir)).toBe(next + 1);
-    expect(readdirSync(dir).filter((f) => f.startsWith(".ckpt."))).toEqual([]);
+    // Incomplete leftovers of killed saves are gone; a complete staging folder (a save killed after
+    // its metadata, before the rename) is kept by design, as it may hold the newest checkpoint.
+    const left = readdirSync(dir).filter((f) => f.startsWith(".ckpt."));
+    expect(left.filter((f) => !existsSync(join(dir, f, ".metadata")))).toEqual([]);
+    expect(left.length).toBeLessThanOrEqual(1);
   }, 60_000 + KILLS * 4_000);
 });
