@@ -49,7 +49,7 @@ export { readTorchZip, type TorchZipReadOptions } from "./formats/torch/read-tor
 export { flattenStateDict, type FlatEntry } from "./formats/dcp/flatten-state.js";
 export { writeDcpShard, type DcpWriteItem, type DcpWrittenItem, type DcpShardWriteOptions } from "./formats/dcp/write-dcp-shard.js";
 export { assembleDcpMetadata, encodeDcpMetadata, writeDcpMetadata, DCP_VERSION, type DcpMetadataAssembly } from "./formats/dcp/write-dcp-metadata.js";
-export { canStageDcpFolder, checkDcpTarget, dcpStagingFolder, removeStaleDcpFolders, publishDcpFolder } from "./formats/dcp/dcp-folder-commit.js";
+export { canStageDcpFolder, checkDcpTarget, dcpStagingFolder, discardDcpFolder, interruptedDcpSwap, recoverDcpFolder, publishDcpFolder } from "./formats/dcp/dcp-folder-commit.js";
 export { consolidateDcp, type ConsolidateOptions } from "./formats/dcp/consolidate.js";
 export { DCP_METADATA_FILE, LIGHTNING_META_FILE } from "./formats/dcp/dcp-metadata.js";
 export { safetensorsIndexFormat, safetensorsIndexFormatWith, DEFAULT_MAX_SHARD_SIZE, type SafetensorsIndexOptions } from "./formats/safetensors-index/safetensors-index-format.js";

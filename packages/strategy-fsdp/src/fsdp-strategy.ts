@@ -6,10 +6,11 @@ import {
   collectiveFromEnv,
   dcpStagingFolder,
   DCP_METADATA_FILE,
+  discardDcpFolder,
   InvalidArgumentError,
   LIGHTNING_META_FILE,
   publishDcpFolder,
-  removeStaleDcpFolders,
+  recoverDcpFolder,
   SingleDeviceStrategy,
   toWritableTree,
   withCheckpoint,
@@ -161,14 +162,14 @@ export class FSDPStrategy implements Strategy {
     }
     const folder = staged ? dcpStagingFolder(target, saveId) : target;
     const removeFolder = async () => {
-      if (staged) await io.remove!(folder).catch(() => {});
+      if (staged) await discardDcpFolder(io, folder);
     };
 
     // 2. Every rank writes its file in parallel; rank 0 also meta.pt.
     let written: DcpWrittenItem[] = [];
     local = undefined;
     try {
-      if (this.rank === 0 && staged) await removeStaleDcpFolders(io, target, saveId);
+      if (this.rank === 0 && staged) await recoverDcpFolder(io, target, saveId);
       await io.mkdir?.(folder);
       written = await writeDcpShard(layout!.items, { io, folder, file: `__${this.rank}_0.distcp`, chunkBytes: ctx.chunkBytes });
       if (this.rank === 0) await writeCheckpoint(layout!.meta, `${folder}/${LIGHTNING_META_FILE}`, ctx, "torch");

@@ -1,4 +1,5 @@
 import { CorruptCheckpointError } from "../errors.js";
+import { interruptedDcpSwap } from "../formats/dcp/dcp-folder-commit.js";
 import type { FormatReadContext } from "../formats/format.js";
 import type { CheckpointIO } from "../io/checkpoint-io.js";
 import { dirname, resolveInside } from "../io/paths.js";
@@ -17,7 +18,10 @@ export async function writeCheckpoint(tree: unknown, path: string, ctx: Strategy
  * Reads the checkpoint at `path` lazily and runs `use` on it while its files stay open; tensors
  * touched after `use` returns reopen their file per read.
  */
-export async function withCheckpoint<T>(path: string, ctx: StrategyContext, use: (checkpoint: unknown) => Promise<T>): Promise<T> {
+export async function withCheckpoint<T>(requested: string, ctx: StrategyContext, use: (checkpoint: unknown) => Promise<T>): Promise<T> {
+  // A sharded save killed between the two renames of its swap leaves no folder at the path for a
+  // moment; the checkpoint is then the complete folder beside it, which the next save puts back.
+  const path = (await interruptedDcpSwap(ctx.io, requested)) ?? requested;
   const { format, probe } = await ctx.formats.forRead(ctx.io, path);
   const pool = new SourcePool(ctx.io);
   const readCtx: FormatReadContext = {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { readTorchZip } from "../../src/formats/torch/read-torch-zip.js";
 import { assembleDcpMetadata, encodeDcpMetadata, writeDcpMetadata } from "../../src/formats/dcp/write-dcp-metadata.js";
 import { writeDcpShard, type DcpWriteItem, type DcpWrittenItem } from "../../src/formats/dcp/write-dcp-shard.js";
-import { checkDcpTarget, dcpStagingFolder, publishDcpFolder, removeStaleDcpFolders } from "../../src/formats/dcp/dcp-folder-commit.js";
+import { checkDcpTarget, dcpStagingFolder, discardDcpFolder, interruptedDcpSwap, publishDcpFolder, recoverDcpFolder } from "../../src/formats/dcp/dcp-folder-commit.js";
 import { flattenStateDict } from "../../src/formats/dcp/flatten-state.js";
 import { readDcpMetadata } from "../../src/formats/dcp/read-dcp-metadata.js";
 import { rangeSource } from "../../src/io/range-source.js";
@@ -111,15 +111,54 @@ describe("DCP folder commit", () => {
     expect(io.files.has("c/x")).toBe(true);
   });
 
-  it("removes what dead saves of the same target left, but never a complete folder that may be the newest checkpoint", async () => {
+  it("before a save, removes everything earlier saves of the same target left, complete staging folders too", async () => {
     const io = new MemoryIO();
     io.files.set("c/x/.metadata", new Uint8Array([1]));
     io.files.set("c/.x.savepoint-dcp-dead/__0_0.distcp", new Uint8Array([2])); // died before its metadata
-    io.files.set("c/.x.savepoint-dcp-done/.metadata", new Uint8Array([3])); // complete, never renamed into place
+    io.files.set("c/.x.savepoint-dcp-done/.metadata", new Uint8Array([3])); // complete, killed before its swap: load shows c/x
     io.files.set("c/.x.savepoint-old-older/.metadata", new Uint8Array([4])); // set aside by a swap; the target is complete
     io.files.set("c/.x.savepoint-dcp-s/__0_0.distcp", new Uint8Array([5])); // the save in progress
     io.files.set("c/.y.savepoint-dcp-other/__0_0.distcp", new Uint8Array([6])); // another target's
-    await removeStaleDcpFolders(io, "c/x", "s");
-    expect([...io.files.keys()].sort()).toEqual(["c/.x.savepoint-dcp-done/.metadata", "c/.x.savepoint-dcp-s/__0_0.distcp", "c/.y.savepoint-dcp-other/__0_0.distcp", "c/x/.metadata"]);
+    await recoverDcpFolder(io, "c/x", "s");
+    expect([...io.files.keys()].sort()).toEqual(["c/.x.savepoint-dcp-s/__0_0.distcp", "c/.y.savepoint-dcp-other/__0_0.distcp", "c/x/.metadata"]);
+  });
+
+  it("a swap cut between its renames: load reads the complete staging folder, and the next save puts it in place", async () => {
+    const io = new MemoryIO();
+    const staging = "c/.x.savepoint-dcp-new";
+    await writeDcpMetadata(assembleDcpMetadata(await writeThreeRanks(io, staging), { plannerData: planned }), { io, folder: staging });
+    io.files.set("c/.x.savepoint-old-new/.metadata", new Uint8Array([9])); // the previous checkpoint, set aside
+    expect(await interruptedDcpSwap(io, "c/x")).toBe(staging);
+    const loaded = (await new Fabric({ io }).load("c/x")) as { model: { ids: StoredTensor } };
+    expect(await loaded.model.ids.bytes()).toEqual(await ids.bytes());
+    const files = [...io.files.keys()].filter((k) => k.startsWith(staging)).map((k) => k.slice(staging.length)).sort();
+    await recoverDcpFolder(io, "c/x", "s");
+    expect([...io.files.keys()].sort()).toEqual(files.map((f) => `c/x${f}`));
+    expect(await interruptedDcpSwap(io, "c/x")).toBeUndefined();
+  });
+
+  it("a swap cut between its renames with the staging folder gone: the old copy is the checkpoint and goes back in place", async () => {
+    const io = new MemoryIO();
+    io.files.set("c/.x.savepoint-dcp-half/__0_0.distcp", new Uint8Array([1])); // being discarded: its metadata went first
+    io.files.set("c/.x.savepoint-old-a/.metadata", new Uint8Array([2]));
+    expect(await interruptedDcpSwap(io, "c/x")).toBe("c/.x.savepoint-old-a");
+    await recoverDcpFolder(io, "c/x", "s");
+    expect([...io.files.keys()].sort()).toEqual(["c/x/.metadata"]);
+    expect(io.files.get("c/x/.metadata")).toEqual(new Uint8Array([2]));
+  });
+
+  it("discards a folder metadata first, so a removal cut short never looks complete", async () => {
+    const io = new MemoryIO();
+    const removed: string[] = [];
+    const remove = io.remove.bind(io);
+    io.remove = async (p: string) => {
+      removed.push(p);
+      await remove(p);
+    };
+    io.files.set("c/f/.metadata", new Uint8Array([1]));
+    io.files.set("c/f/__0_0.distcp", new Uint8Array([1]));
+    await discardDcpFolder(io, "c/f");
+    expect(removed).toEqual(["c/f/.metadata", "c/f"]);
+    expect(io.files.size).toBe(0);
   });
 });

@@ -55,30 +55,63 @@ async function complete(io: CheckpointIO, folder: string): Promise<boolean> {
   return (await io.stat(joinPath(folder, DCP_METADATA_FILE)))?.kind === "file";
 }
 
-/**
- * Removes what earlier saves of `target` left beside it, except the folders of save `keepId`: a
- * staging folder without metadata (a save that died), and an old copy set aside by a swap once the
- * target is a complete checkpoint again. A complete staging folder (a swap interrupted before it
- * was renamed into place) is left alone: it may be the newest checkpoint there is.
- */
-export async function removeStaleDcpFolders(io: CheckpointIO, target: string, keepId: string): Promise<void> {
-  if (!canStageDcpFolder(io)) return;
+/** The folders earlier saves of `target` left beside it: staging folders and set-aside old copies, by save id. */
+async function leftovers(io: CheckpointIO, target: string): Promise<{ staging: Map<string, string>; old: Map<string, string> }> {
+  const staging = new Map<string, string>();
+  const old = new Map<string, string>();
   const parent = dirname(target);
   let names: string[];
   try {
     names = await io.list!(parent);
   } catch {
-    return; // no folder yet: nothing stale
+    return { staging, old }; // no folder yet: nothing left over
   }
   const prefix = `.${basename(target)}`;
-  const targetComplete = await complete(io, target);
   for (const name of names) {
     if (!name.startsWith(prefix)) continue;
     const rest = name.slice(prefix.length);
     const path = parent === "." ? name : joinPath(parent, name);
-    const stale = rest.startsWith(STAGING) ? rest.slice(STAGING.length) !== keepId && !(await complete(io, path)) : rest.startsWith(OLD) ? rest.slice(OLD.length) !== keepId && targetComplete : false;
-    if (stale) await io.remove!(path).catch(() => {});
+    if (rest.startsWith(STAGING)) staging.set(rest.slice(STAGING.length), path);
+    else if (rest.startsWith(OLD)) old.set(rest.slice(OLD.length), path);
   }
+  return { staging, old };
+}
+
+/**
+ * Where the checkpoint `target` is while a save's swap is cut short between its two renames (the
+ * old folder set aside, the new one not yet in place): the complete staging folder, else the
+ * complete old copy. Undefined when `target` exists or nothing complete is beside it.
+ */
+export async function interruptedDcpSwap(io: CheckpointIO, target: string): Promise<string | undefined> {
+  if (!canStageDcpFolder(io) || (await io.stat(target))) return undefined;
+  const { staging, old } = await leftovers(io, target);
+  // Metadata goes in last, so a staging folder that has it was about to replace the old copy.
+  for (const path of [...staging.values(), ...old.values()]) if (await complete(io, path)) return path;
+  return undefined;
+}
+
+/** Removes a folder so that no moment shows it complete with files missing: its metadata goes first. */
+export async function discardDcpFolder(io: CheckpointIO, folder: string): Promise<void> {
+  await io.remove!(joinPath(folder, DCP_METADATA_FILE)).catch(() => {});
+  await io.remove!(folder).catch(() => {});
+}
+
+/**
+ * Run by rank 0 before save `keepId` writes: brings `target` back to what `load(target)` shows and
+ * removes everything else earlier saves left beside it. A swap cut short between its renames is
+ * finished (`target` missing: the complete staging folder, else the old copy, is renamed into
+ * place); then staging folders (complete ones too: their save never returned and `target` is the
+ * checkpoint load shows) and old copies are removed. Afterwards only save `keepId`'s folder is there.
+ */
+export async function recoverDcpFolder(io: CheckpointIO, target: string, keepId: string): Promise<void> {
+  if (!canStageDcpFolder(io)) return;
+  const interrupted = await interruptedDcpSwap(io, target);
+  if (interrupted) await io.rename!(interrupted, target);
+  const { staging, old } = await leftovers(io, target);
+  const targetComplete = await complete(io, target);
+  for (const [id, path] of staging) if (id !== keepId) await discardDcpFolder(io, path);
+  // An old copy is the only checkpoint there is while target is incomplete (a folder of the user's).
+  if (targetComplete) for (const [id, path] of old) if (id !== keepId) await discardDcpFolder(io, path);
 }
 
 /**
@@ -94,5 +127,5 @@ export async function publishDcpFolder(io: CheckpointIO, staging: string, target
   const old = sibling(target, OLD, saveId);
   await io.rename!(target, old);
   await io.rename!(staging, target);
-  await io.remove!(old);
+  await discardDcpFolder(io, old);
 }
