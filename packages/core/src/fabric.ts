@@ -41,7 +41,11 @@ export interface FabricOptions {
   adapters?: StatefulAdapter[];
   /** Unknown Python globals in pickles: inert placeholders, or refuse the file. @default "placeholder" */
   safe?: SafetyMode;
-  /** Check record CRCs on load. @default true */
+  /**
+   * Check checksums on load: the CRC-32 of every torch zip record, and the header and tensor CRC-32s
+   * savepoint writes into safetensors files (files from other writers have none). A mismatch throws
+   * `CorruptCheckpointError`; `false` reads damaged bytes as they are. @default true
+   */
   verify?: boolean;
   /** Streaming chunk size in bytes. @default 8 MiB */
   chunkBytes?: number;

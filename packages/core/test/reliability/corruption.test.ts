@@ -4,10 +4,13 @@
  * padding or an unchecked field) or throw CorruptCheckpointError / UnsupportedFormatError naming
  * the file, within one second, with bounded memory.
  *
- * torch zip files carry a CRC32 per record, checked by default, so for them a silently changed
- * value fails the test. safetensors, legacy torch files, tfjs shards and DCP's `.metadata` carry no
- * checksum at all: a flip in their data is undetectable by design, so for them silent changes are
- * counted and reported, and only the error contract is enforced.
+ * torch zip files carry a CRC32 per record, and safetensors files savepoint writes carry CRC-32s of
+ * their header and every tensor in `__metadata__`; both are checked by default, so for them a
+ * silently changed value fails the test. Foreign safetensors files (the fixtures), legacy torch
+ * files, tfjs shards and DCP's `.metadata` carry no checksum at all: a flip in their data is
+ * undetectable by design, so for them silent changes are counted and reported, and only the
+ * error contract is enforced. Our safetensors files (single and sharded) are also damaged at every
+ * byte and cut at every length, with and without `verify`.
  *
  * CORRUPTION_SEED fixes the random choices (printed on failure); CORRUPTION_FLIPS and
  * CORRUPTION_CUTS change the counts.
@@ -26,6 +29,8 @@ import {
   type StoredTensor,
 } from "../../src/index.js";
 import { crc32 } from "../../src/formats/zip/crc32.js";
+import { defaultFormats } from "../../src/formats/default-formats.js";
+import { safetensorsIndexFormatWith } from "../../src/formats/safetensors-index/safetensors-index-format.js";
 import { FIXTURES, flatten } from "../helpers/fixtures.js";
 import { mlp, tf, useCpu } from "../helpers/tfjs.js";
 
@@ -70,10 +75,10 @@ function canon(v: unknown): string {
 }
 
 /** Loads and reads everything: path → canonical value (tensors: dtype, shape, CRC of bytes). */
-async function materialize(s: Subject, files: Map<string, Uint8Array>): Promise<Map<string, string>> {
+async function materialize(s: Subject, files: Map<string, Uint8Array>, verify = true): Promise<Map<string, string>> {
   const io = new MemoryIO();
   for (const [k, v] of files) io.files.set(k, v);
-  const tree = await new Fabric({ io }).load(s.load);
+  const tree = await new Fabric({ io, verify, formats: FORMATS }).load(s.load);
   const out = new Map<string, string>();
   for (const [path, v] of flatten(tree)) {
     if (isStoredTensor(v)) out.set(path, `${v.dtype}[${v.shape.join(",")}]:${crc32(await (v as StoredTensor).bytes())}`);
@@ -81,6 +86,9 @@ async function materialize(s: Subject, files: Map<string, Uint8Array>): Promise<
   }
   return out;
 }
+
+/** The defaults, with small safetensors shards so a sharded save makes several files. */
+const FORMATS = [safetensorsIndexFormatWith({ maxShardSize: 64 }), ...defaultFormats().filter((f) => f.name !== "safetensors-index")];
 
 function sameTree(a: Map<string, string>, b: Map<string, string>): boolean {
   if (a.size !== b.size) return false;
@@ -112,7 +120,7 @@ async function ourFiles(): Promise<Subject[]> {
   await fabric.save("ours/all.safetensors", { model, step: 1234, hparams: state.hparams, half: state.half });
   return [
     { name: "ours/all.ckpt", load: "ours/all.ckpt", files: new Map([["ours/all.ckpt", io.files.get("ours/all.ckpt")!]]), checksummed: true },
-    { name: "ours/all.safetensors", load: "ours/all.safetensors", files: new Map([["ours/all.safetensors", io.files.get("ours/all.safetensors")!]]), checksummed: false },
+    { name: "ours/all.safetensors", load: "ours/all.safetensors", files: new Map([["ours/all.safetensors", io.files.get("ours/all.safetensors")!]]), checksummed: true },
   ];
 }
 
@@ -220,6 +228,60 @@ describe("random damage to our files and the fixtures", () => {
     expect(failures.slice(0, 20), `${failures.length} failures`).toEqual([]);
     expect(stats.peakArrayBuffers).toBeLessThan(512 << 20);
   }, 240_000);
+
+  it("our safetensors files, single and sharded: every byte flipped and every cut refused or harmless; without verify some load different values", async () => {
+    await useCpu();
+    const io = new MemoryIO();
+    const fabric = new Fabric({ io, formats: FORMATS });
+    const model = mlp(3);
+    const half = HostTensor.fromValues("float16", [5], [0.5, -1, 2, 1000, 0]);
+    await fabric.save("st/all.safetensors", { model, step: 1234, hparams: { lr: 1e-3, name: "run-7" }, half });
+    await fabric.save("st/sharded/model.safetensors.index.json", { model, half });
+    const shards = [...io.files.keys()].filter((k) => k.startsWith("st/sharded/") && k.endsWith(".safetensors"));
+    expect(shards.length).toBeGreaterThan(1);
+    const pick = (prefix: string) => new Map([...io.files].filter(([k]) => k.startsWith(prefix)));
+    const cases: { s: Subject; targets: string[] }[] = [
+      { s: { name: "st/all.safetensors", load: "st/all.safetensors", files: pick("st/all."), checksummed: true }, targets: ["st/all.safetensors"] },
+      // The index itself carries no checksum (it is Hugging Face's format); its shards do.
+      { s: { name: "st/sharded/", load: "st/sharded/model.safetensors.index.json", files: pick("st/sharded/"), checksummed: true }, targets: shards },
+    ];
+    const rand = mulberry32(SEED);
+    const counts = { verified: { loads: 0, refused: 0, same: 0 }, unverified: { silent: 0 } };
+    const failures: string[] = [];
+    for (const { s, targets } of cases) {
+      const baseline = await materialize(s, s.files);
+      for (const file of targets) {
+        const original = s.files.get(file)!;
+        for (let at = 0; at < 2 * original.length; at++) {
+          const damaged = at < original.length ? original.slice() : original.slice(0, at - original.length);
+          if (at < original.length) damaged[at] = original[at]! ^ (1 + Math.floor(rand() * 255));
+          const what = at < original.length ? `flip of byte ${at}` : `cut to ${at - original.length} bytes`;
+          const files = new Map(s.files).set(file, damaged);
+          counts.verified.loads++;
+          try {
+            const got = await materialize(s, files);
+            if (sameTree(got, baseline)) counts.verified.same++;
+            else failures.push(`${what} of ${file}: loaded different values without an error`);
+          } catch (err) {
+            if (!(err instanceof CorruptCheckpointError || err instanceof UnsupportedFormatError)) failures.push(`${what} of ${file}: ${(err as Error).name}: ${(err as Error).message}`);
+            // A shard's own structural errors name the shard, which is where the damage is.
+            else if (!(err as Error).message.includes(s.load) && !(err as Error).message.includes(file)) failures.push(`${what} of ${file}: the message names neither ${s.load} nor ${file}: ${(err as Error).message}`);
+            else counts.verified.refused++;
+          }
+          // What the same damage does without the checksums (as before they existed).
+          const unchecked = await materialize(s, files, false).catch(() => undefined);
+          if (unchecked && !sameTree(unchecked, baseline)) counts.unverified.silent++;
+        }
+      }
+    }
+    console.log(
+      `[corruption] our safetensors, every byte flipped and every cut: ${counts.verified.loads} loads, ${counts.verified.refused} refused, ${counts.verified.same} unchanged, ` +
+        `0 allowed silently different; the same damage with verify: false loads ${counts.unverified.silent} silently different.`,
+    );
+    expect(failures.slice(0, 20), `${failures.length} failures`).toEqual([]);
+    // The checks must be what catches them: without verify, many flips go unnoticed.
+    expect(counts.unverified.silent).toBeGreaterThan(100);
+  }, 120_000);
 
   it("a record read only in part (an FSDP flat parameter padded past its tensor) still has its CRC checked", async () => {
     // In this fixture optimizer.state.out.weight.exp_avg_sq is a 144-byte view of a 192-byte

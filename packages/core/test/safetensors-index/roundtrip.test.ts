@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { itemSize, type DType } from "../../src/dtype.js";
 import { readSafetensorsHeader } from "../../src/formats/safetensors/header.js";
+import { crc32 } from "../../src/formats/zip/crc32.js";
 import { safetensorsIndexFormatWith } from "../../src/formats/safetensors-index/safetensors-index-format.js";
 import { HostTensor, InvalidArgumentError, MemoryIO, type AtomicWrite, type StoredTensor } from "../../src/index.js";
 import { runPython, skipWithoutTorch } from "../helpers/python.js";
@@ -74,7 +75,12 @@ describe("sharded safetensors round trip", () => {
     for (const s of shardNames) {
       const bytes = io.files.get(`out/${s}`)!;
       const header = await readSafetensorsHeader({ name: s, size: bytes.byteLength, read: async (o, l) => bytes.slice(o, o + l), close: async () => {} });
-      expect(header.metadata).toEqual({ format: "pt" });
+      // transformers' "format", plus savepoint's checksums (header, then each tensor's CRC-32).
+      expect(Object.keys(header.metadata!).sort()).toEqual(["format", "savepoint.crc32", "savepoint.header_crc32"]);
+      expect(header.metadata!.format).toBe("pt");
+      const crcs = JSON.parse(header.metadata!["savepoint.crc32"]!) as Record<string, string>;
+      expect(Object.keys(crcs).sort()).toEqual(header.entries.map((e) => e.name).sort());
+      for (const e of header.entries) expect(crcs[e.name], e.name).toBe(crc32(bytes.subarray(e.begin, e.end)).toString(16).padStart(8, "0"));
       const data = bytes.byteLength - header.dataStart;
       if (data > LIMIT) expect(header.entries.map((e) => e.name), s).toEqual(["big.weight"]);
       const inShard = Object.entries(index.weight_map as Record<string, string>).filter(([, f]) => f === s).map(([t]) => t);
@@ -122,7 +128,7 @@ describe("Python reads our shards and index", () => {
 
   // The safetensors package is not installed: check with json + numpy (torch for bfloat16/float8).
   const CHECK = String.raw`
-import json, os, struct, sys
+import json, os, struct, sys, zlib
 import numpy as np, torch
 folder, index_name = sys.argv[1], sys.argv[2]
 def no_dups(pairs):
@@ -141,13 +147,18 @@ for shard in sorted(set(wm.values())):
     b = open(os.path.join(folder, shard), "rb").read()
     n = struct.unpack("<Q", b[:8])[0]
     h = json.loads(b[8:8 + n].decode("utf-8"), object_pairs_hook=no_dups)
-    assert h.pop("__metadata__") == {"format": "pt"}
+    meta = h.pop("__metadata__")
+    crcs = json.loads(meta.pop("savepoint.crc32"))
+    assert len(meta.pop("savepoint.header_crc32")) == 8
+    assert meta == {"format": "pt"}, meta
+    assert sorted(crcs) == sorted(h), shard
     assert sorted(h) == sorted(k for k, v in wm.items() if v == shard), shard
     data = b[8 + n:]
     for k, v in h.items():
         s, e = v["data_offsets"]
         assert e - s == int(np.prod(v["shape"], dtype=np.int64)) * SIZE[v["dtype"]], k
         buf = data[s:e]
+        assert crcs[k] == "%08x" % zlib.crc32(buf), (k, crcs[k])
         total += e - s
         if v["dtype"] in NP:
             arr = np.frombuffer(buf, dtype=NP[v["dtype"]]).reshape(v["shape"])

@@ -99,6 +99,29 @@ hb = json.dumps(header, indent=1, ensure_ascii=False).encode()
 open(path, "wb").write(struct.pack("<Q", len(hb)) + hb + data)
 `;
 
+// savepoint's checksums, recomputed from the format description alone (zlib.crc32, json.dumps).
+const CRCS = String.raw`
+import json, struct, sys, zlib
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n].decode("utf-8"))
+meta = h.pop("__metadata__")
+data = b[8 + n:]
+crcs = json.loads(meta["savepoint.crc32"])
+assert sorted(crcs) == sorted(h), "one CRC per tensor"
+for k, v in h.items():
+    s, e = v["data_offsets"]
+    assert crcs[k] == "%08x" % zlib.crc32(data[s:e]), k
+dump = lambda x: json.dumps(x, ensure_ascii=False)
+lines = [dump(k) + ":" + dump(meta[k]) + "\n" for k in sorted(meta) if k != "savepoint.header_crc32"]
+for k, v in sorted(h.items(), key=lambda kv: (kv[1]["data_offsets"][0], kv[1]["data_offsets"][1], kv[0])):
+    s, e = v["data_offsets"]
+    lines.append("%s:%s:[%s]:%d,%d\n" % (dump(k), v["dtype"], ",".join(map(str, v["shape"])), s, e))
+want = "%08x" % zlib.crc32("".join(lines).encode("utf-8"))
+assert meta["savepoint.header_crc32"] == want, (meta["savepoint.header_crc32"], want)
+print("ok", len(h))
+`;
+
 /** Plain array of a tensor's values, whatever typed array holds them. */
 const values = (d: TensorData): (number | bigint)[] => Array.from(d as ArrayLike<number | bigint>);
 
@@ -130,6 +153,19 @@ describe.skipIf(skipWithoutTorch())("safetensors interop with Python (json + num
       compared++;
     }
     expect(compared).toBeGreaterThanOrEqual(14 * 3);
+  });
+
+  it("Python recomputes the CRC-32s savepoint puts in __metadata__ (tensors and header), as docs/reference/formats.md defines them", async () => {
+    const tensors = sampleTensors();
+    const sink = new MemorySink();
+    await writeSafetensors(sink, tensors, { format: "pt", "ключ": "значение" }, { checksums: true });
+    const path = join(dir, "checksummed.safetensors");
+    writeFileSync(path, sink.bytes());
+    // The strict layout check still passes: the checksums are ordinary string metadata.
+    const py = JSON.parse(runPython(CHECK, [path])) as { metadata: Record<string, string> };
+    expect(Object.keys(py.metadata).sort()).toEqual(["format", "savepoint.crc32", "savepoint.header_crc32", "ключ"]);
+    const out = runPython(CRCS, [path]).trim();
+    expect(out).toBe(`ok ${tensors.length}`);
   });
 
   it("we read a file Python wrote by hand in a non-canonical layout", async () => {

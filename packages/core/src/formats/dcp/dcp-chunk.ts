@@ -21,7 +21,9 @@ export interface ChunkReadOptions {
 /**
  * The bytes of one DCP chunk, opened on first use. DCP as Lightning and Megatron write it stores
  * each chunk as a complete small `torch.save` zip at `[offset, offset + length)` of its file;
- * writers without that wrapping store the raw bytes, recognised by their exact length.
+ * writers without that wrapping store the raw bytes, recognised by their exact length. Whether the
+ * stored length fits the chunk's dtype and shape is therefore known only at that first use, when
+ * the chunk's leading bytes are read; a mismatch fails that read with `CorruptCheckpointError`.
  */
 export function chunkBytes(file: ByteSource, chunk: DcpChunk, dtype: DType, key: string, options: ChunkReadOptions): ChunkBytes {
   const { storage } = chunk;

@@ -31,8 +31,10 @@ export const dcpFormat: Format = {
     const mdSource = await ctx.open(DCP_METADATA_FILE);
     const md = readDcpMetadata(await mdSource.read(0, mdSource.size), { where, folder: ctx.path, safe: ctx.safe });
 
-    // Every file is opened (and every range checked against it) now, so a damaged checkpoint
-    // fails at load rather than at the first touch of a tensor.
+    // Every file is opened and every range checked against its size now, so a missing or truncated
+    // file fails at load rather than at the first touch of a tensor. A chunk's length is checked
+    // against its shape only at its first read (dcp-chunk.ts): telling a torch-zip chunk from raw
+    // bytes takes a read of the chunk itself, one per chunk, too many to do for every load.
     const files = new Map<string, Promise<ByteSource>>();
     const open = async (key: string, loc: DcpStorageLocation): Promise<ByteSource> => {
       let p = files.get(loc.file);

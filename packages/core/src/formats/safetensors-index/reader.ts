@@ -1,6 +1,7 @@
 import { CorruptCheckpointError } from "../../errors.js";
 import type { LazyTensor } from "../../tensor/stored-tensor.js";
 import { setOwn } from "../../tree/plain.js";
+import { readChecksums } from "../safetensors/checksums.js";
 import { readSafetensorsHeader } from "../safetensors/header.js";
 import { lazyTensors } from "../safetensors/reader.js";
 import type { SiblingFiles } from "../tfjs/sibling-files.js";
@@ -10,9 +11,10 @@ import type { ShardIndex } from "./index-json.js";
  * Opens every shard an index names, reads its header, and checks that index and shards agree
  * exactly (each listed tensor is in its shard, each shard tensor is listed there), so a mixed or
  * incomplete shard set fails the load instead of loading a model half from another save.
- * Returns tensor name → lazy tensor in weight_map order.
+ * Returns tensor name → lazy tensor in weight_map order. With `verify`, shards savepoint wrote have
+ * their header and tensor CRC-32s checked (shards from other writers carry none).
  */
-export async function readShardedSafetensors(index: ShardIndex, files: SiblingFiles, indexPath: string): Promise<Record<string, LazyTensor>> {
+export async function readShardedSafetensors(index: ShardIndex, files: SiblingFiles, indexPath: string, verify = true): Promise<Record<string, LazyTensor>> {
   const byShard = new Map<string, string[]>();
   for (const [tensor, shard] of index.weightMap) {
     const list = byShard.get(shard);
@@ -25,7 +27,10 @@ export async function readShardedSafetensors(index: ShardIndex, files: SiblingFi
     [...byShard].map(async ([shard, listed]) => {
       const source = await files.open(shard, `${indexPath} (weight_map ${JSON.stringify(listed[0])})`);
       const header = await readSafetensorsHeader(source);
-      const tensors = lazyTensors(source, header, source.name);
+      // Errors name the index as well: it is what the user loaded.
+      const file = `${source.name} (a shard of ${indexPath})`;
+      const crcs = verify ? readChecksums(header, file) : undefined;
+      const tensors = lazyTensors(source, header, source.name, crcs && { crcs, file });
       for (const name of tensors.keys()) {
         const mapped = owner.get(name);
         if (mapped === shard) continue;

@@ -59,11 +59,11 @@ export function safetensorsIndexFormatWith(options: SafetensorsIndexOptions = {}
         // Only the shards are read again.
         await source.close();
       }
-      return readShardedSafetensors(parseShardIndex(text, ctx.path), siblingFiles(ctx), ctx.path);
+      return readShardedSafetensors(parseShardIndex(text, ctx.path), siblingFiles(ctx), ctx.path, ctx.verify);
     },
 
     async write(tree: unknown, ctx: FormatWriteContext): Promise<void> {
-      await writeShardedSafetensors(flatTensors(tree), ctx.io, ctx.path, maxShardSize);
+      await writeShardedSafetensors(flatTensors(tree), ctx.io, ctx.path, maxShardSize, ctx.chunkBytes);
     },
   };
 }

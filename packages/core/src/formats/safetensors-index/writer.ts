@@ -12,13 +12,15 @@ const SHARD_METADATA = { format: "pt" };
 /**
  * Writes `tensors` as `<stem>-0000i-of-0000N.safetensors` shards beside `indexPath`, each
  * atomically, then the index last: until the index is committed, a reader sees the previous set
- * (or none), so the index's presence commits the checkpoint.
+ * (or none), so the index's presence commits the checkpoint. Each shard carries savepoint's
+ * header and tensor CRC-32s in its `__metadata__` (other readers ignore them).
  */
 export async function writeShardedSafetensors(
   tensors: readonly { name: string; tensor: TensorSource }[],
   io: CheckpointIO,
   indexPath: string,
   maxShardSize: number,
+  chunkBytes?: number,
 ): Promise<void> {
   const stem = indexStem(indexPath);
   const folder = dirname(indexPath);
@@ -31,7 +33,7 @@ export async function writeShardedSafetensors(
     const name = shardFileName(stem, i, shards.length);
     const out = await io.openWrite(folder === "." ? name : joinPath(folder, name));
     try {
-      await writeSafetensors(out, shards[i]!, SHARD_METADATA);
+      await writeSafetensors(out, shards[i]!, SHARD_METADATA, { checksums: true, chunkBytes });
       await out.commit();
     } catch (err) {
       await out.abort();

@@ -184,7 +184,7 @@ function describe(v: JsonValue): string {
 }
 
 /** Orders by Unicode code point, which is UTF-8 byte order: how the Rust writer sorts names. */
-function compareNames(a: string, b: string): number {
+export function compareNames(a: string, b: string): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
     const x = a.codePointAt(i)!;

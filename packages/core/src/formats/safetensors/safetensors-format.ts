@@ -1,6 +1,7 @@
 import { UnsupportedFormatError } from "../../errors.js";
 import type { TensorSource } from "../../tensor/tensor-source.js";
 import type { Format, FormatProbe, FormatReadContext, FormatWriteContext } from "../format.js";
+import { readChecksums } from "./checksums.js";
 import { readSafetensorsHeader } from "./header.js";
 import { lazyTensors } from "./reader.js";
 import { flattenTree, TREE_METADATA_KEY, unflattenTree } from "./tree-metadata.js";
@@ -9,7 +10,9 @@ import { writeSafetensors } from "./writer.js";
 /**
  * safetensors files. A nested state is stored as tensors named by their dotted path, plus its
  * non-tensor values as JSON under `__metadata__["savepoint.tree"]`; a file without that key (any
- * Hugging Face file) reads as a flat object of tensor name → tensor.
+ * Hugging Face file) reads as a flat object of tensor name → tensor. Files written here carry
+ * CRC-32s of the header and of every tensor in `__metadata__`, checked on load unless
+ * `verify: false`; files without them load unchecked.
  */
 export const safetensorsFormat: Format = {
   name: "safetensors",
@@ -25,7 +28,8 @@ export const safetensorsFormat: Format = {
   async read(ctx: FormatReadContext): Promise<unknown> {
     const source = await ctx.open();
     const header = await readSafetensorsHeader(source);
-    const tensors = lazyTensors(source, header, ctx.path);
+    const crcs = ctx.verify ? readChecksums(header, ctx.path) : undefined;
+    const tensors = lazyTensors(source, header, ctx.path, crcs && { crcs, file: ctx.path });
     const tree = header.metadata?.[TREE_METADATA_KEY];
     if (tree === undefined) return Object.fromEntries(tensors);
     let skeleton: unknown;
@@ -41,7 +45,7 @@ export const safetensorsFormat: Format = {
     const { tensors, skeleton } = flattenTree(tree);
     const out = await ctx.io.openWrite(ctx.path);
     try {
-      await writeSafetensors(out, tensors, { format: "pt", [TREE_METADATA_KEY]: JSON.stringify(skeleton) });
+      await writeSafetensors(out, tensors, { format: "pt", [TREE_METADATA_KEY]: JSON.stringify(skeleton) }, { checksums: true, chunkBytes: ctx.chunkBytes });
       await out.commit();
     } catch (err) {
       await out.abort();

@@ -2,7 +2,21 @@ import { InvalidArgumentError } from "../../errors.js";
 import type { ByteSink } from "../../io/byte-source.js";
 import { numel, type TensorSource } from "../../tensor/tensor-source.js";
 import { itemSize } from "../../dtype.js";
+import { tensorCrcs, withChecksums } from "./checksums.js";
 import { encodeSafetensorsHeader } from "./header.js";
+
+/** Options of {@link writeSafetensors}. */
+export interface WriteSafetensorsOptions {
+  /**
+   * Add `savepoint.crc32` (each tensor's CRC-32) and `savepoint.header_crc32` to `__metadata__`,
+   * so savepoint's reader can detect damage. Costs one extra pass over every tensor's
+   * `chunks()` before writing, since the header precedes the data and a `ByteSink` only appends.
+   * @default false
+   */
+  readonly checksums?: boolean;
+  /** Chunk size for that extra pass. @default the source's default (8 MiB) */
+  readonly chunkBytes?: number;
+}
 
 /**
  * Writes a safetensors file to `sink`: header first, then each tensor's `chunks()` streamed
@@ -12,11 +26,11 @@ export async function writeSafetensors(
   sink: ByteSink,
   tensors: { name: string; tensor: TensorSource }[],
   metadata?: Record<string, string>,
+  options: WriteSafetensorsOptions = {},
 ): Promise<void> {
-  const { header, offsets } = encodeSafetensorsHeader(
-    tensors.map(({ name, tensor }) => ({ name, dtype: tensor.dtype, shape: tensor.shape })),
-    metadata,
-  );
+  const entries = tensors.map(({ name, tensor }) => ({ name, dtype: tensor.dtype, shape: tensor.shape }));
+  // Names, dtypes and shapes are checked before the (possibly long) checksum pass.
+  let { header, offsets } = encodeSafetensorsHeader(entries, metadata);
 
   for (const { name, tensor } of tensors) {
     // The header is computed from dtype and shape; a source whose byteLength disagrees would
@@ -28,6 +42,10 @@ export async function writeSafetensors(
         { subject: name },
       );
     }
+  }
+
+  if (options.checksums) {
+    ({ header, offsets } = encodeSafetensorsHeader(entries, withChecksums(entries, await tensorCrcs(tensors, options.chunkBytes), metadata)));
   }
 
   const start = sink.position;
