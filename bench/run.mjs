@@ -4,7 +4,8 @@
 //
 //   npm run bench                 # full suite (~10-15 min), writes bench/results.json + bench/ratios.svg
 //   npm run bench -- --quick      # smaller states, one round (~3 min)
-//   node bench/run.mjs --only=save,load_warm
+//   node bench/run.mjs --only=save,load_warm   # a subset, written to bench/.work/results-only.json
+//   (names: save, load_warm, load_cold, partial, memory, async, scaling, sharded)
 //
 // Each measurement runs in its own child process (node --expose-gc, or python3 for PyTorch),
 // repeated in rounds whose order alternates; the best (fastest) of the rounds is the figure, since
@@ -28,8 +29,8 @@ const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 
 const cfg = quick
-  ? { scale: 0.25, rounds: 2, partialScale: 0.1, memoryScale: 0.5, asyncScale: 0.25, asyncRounds: 1, scaling: [0.125, 0.25, 0.5], scalingRounds: 1 }
-  : { scale: 1, rounds: 5, partialScale: 1 / 3, memoryScale: 2, asyncScale: 1, asyncRounds: 3, scaling: [0.25, 0.5, 1, 2], scalingRounds: 2 };
+  ? { scale: 0.25, rounds: 2, shardedRounds: 1, partialScale: 0.1, memoryScale: 0.5, asyncScale: 0.25, asyncRounds: 1, scaling: [0.125, 0.25, 0.5], scalingRounds: 1 }
+  : { scale: 1, rounds: 5, shardedRounds: 3, partialScale: 1 / 3, memoryScale: 2, asyncScale: 1, asyncRounds: 3, scaling: [0.25, 0.5, 1, 2], scalingRounds: 2 };
 
 mkdirSync(work, { recursive: true });
 const started = Date.now();
@@ -58,6 +59,7 @@ function runChild(kind, script, a, timeoutMs = 600_000) {
 const contenders = {
   savepoint: (a) => runChild("node", "savepoint.mjs", a),
   raw: (a) => runChild("node", "raw.mjs", a),
+  sharded: (a) => runChild("node", "sharded.mjs", a),
   torch: (a) => runChild("python", "torch_contender.py", a),
 };
 
@@ -327,11 +329,53 @@ if (want("scaling")) {
   target("scaling", "scaling: savepoint's own work, s/GiB at the largest size / best of the others (1 = linear)", growth("discard"), "<=", 1.2, { withDisk: round3(growth("disk")), rawWriteSameBytes: round3(growth("raw")) });
 }
 
-results.comparisons.sharded = { available: false, note: "Sharded (FSDP) save/load is not built yet: not measured." };
+// ---- sharded (FSDP) ------------------------------------------------------------------------------
+if (want("sharded")) {
+  // The model-only state (no optimizer: FSDP's slots need training steps to exist), saved by one
+  // process to one file and by 2 ranks to a DCP folder; then loaded by 2 ranks from a folder saved
+  // by 2 ranks and from one saved by 3 (rows split at other boundaries: every rank reads parts of
+  // chunks). Throughput counts the state's tensor bytes, the same for both layouts.
+  const same = join(work, "sharded-2");
+  const other = join(work, "sharded-3");
+  const s = { scale: cfg.scale, optimizer: false };
+  const c = await compare("sharded save", [
+    { label: "single file", who: "savepoint", args: { mode: "save", ...s, path: out } },
+    { label: "2 ranks", who: "sharded", args: { mode: "save", world: 2, ...s, path: same } },
+  ], cfg.shardedRounds);
+  const refs = [await contenders.sharded({ mode: "save", world: 2, ...s, path: same, timed: false }), await contenders.sharded({ mode: "save", world: 3, ...s, path: other, timed: false })];
+  const l = refs.some((r) => r.error) ? { error: refs.find((r) => r.error).error } : await compare("sharded load", [
+    { label: "2 ranks from 2", who: "sharded", args: { mode: "load", world: 2, ...s, path: same } },
+    { label: "2 ranks from 3", who: "sharded", args: { mode: "load", world: 2, ...s, path: other } },
+  ], cfg.shardedRounds);
+  for (const p of [same, other]) rmSync(p, { recursive: true, force: true });
+  const throughput = (x) => (x?.best ? x.stateBytesPerSecond : null);
+  for (const x of [c["single file"], c["2 ranks"]]) if (x?.best) x.stateBytesPerSecond = refs[0].stateBytes / x.best;
+  const saveRatio = c["single file"]?.best && c["2 ranks"]?.best ? c["single file"].best / c["2 ranks"].best : null;
+  const loadRatio = l["2 ranks from 2"]?.best && l["2 ranks from 3"]?.best ? l["2 ranks from 3"].best / l["2 ranks from 2"].best : null;
+  const wrong = Object.values(l).some((x) => x.samples?.some((y) => y.correct === false));
+  results.comparisons.sharded = {
+    what: "FSDP: save throughput of 2 ranks (one DCP folder) over one process writing one file of the same model state; load time into 2 ranks from a folder saved by 3 over one saved by 2",
+    stateBytes: refs[0].stateBytes ?? null,
+    save: c,
+    load: l,
+    ratios: { saveThroughputVsSingleFile: round3(saveRatio), reshardLoadOverSameWorld: round3(loadRatio) },
+    valuesCorrect: !wrong,
+    throughputMiBs: { singleFile: round3(throughput(c["single file"]) / MiB), twoRanks: round3(throughput(c["2 ranks"]) / MiB) },
+  };
+  target("sharded-save", "sharded save (2 ranks) throughput vs single-file save", saveRatio, ">=", 1.0);
+  target("sharded-reshard", "sharded load from another world size / same world size (time)", loadRatio, "<=", 1.25);
+}
+
 results.totalSeconds = Math.round((Date.now() - started) / 1000);
 results.machine.loadAverageAtEnd = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 
-writeFileSync(join(here, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
-writeFileSync(join(here, "ratios.svg"), renderChart(results));
-log(`wrote bench/results.json and bench/ratios.svg in ${results.totalSeconds} s`);
+if (only) {
+  // A subset is not the suite: it goes beside the latest full results instead of replacing them.
+  writeFileSync(join(here, ".work", "results-only.json"), `${JSON.stringify(results, null, 2)}\n`);
+  log(`wrote bench/.work/results-only.json in ${results.totalSeconds} s (a subset: bench/results.json is left as it was)`);
+} else {
+  writeFileSync(join(here, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(here, "ratios.svg"), renderChart(results));
+  log(`wrote bench/results.json and bench/ratios.svg in ${results.totalSeconds} s`);
+}
 console.log("\n" + results.targets.map((t) => `${t.met === null ? "n/a " : t.met ? "MET " : "MISS"}  ${t.label}: ${t.value} (target ${t.target})`).join("\n"));

@@ -74,7 +74,7 @@ switch (a.mode) {
     break;
   }
   case "save": {
-    const state = buildState(a.scale);
+    const state = buildState(a.scale, { optimizer: a.optimizer !== false });
     rmSync(a.path, { force: true });
     await warmUp();
     const quiet = await awaitQuiet();

@@ -34,6 +34,7 @@ export { SingleDeviceStrategy } from "./strategies/single-device.js";
 export { type KeyMap, applyKeyMap } from "./strategies/key-map.js";
 export { type SaveFilter, convertState, restoreState, toWritableTree, validateFilter } from "./strategies/state-conversion.js";
 export { writeCheckpoint, withCheckpoint } from "./strategies/checkpoint-files.js";
+export { strategyCollective, type DistributedStrategyOptions, type StrategyCollective } from "./strategies/strategy-collective.js";
 
 export type { Format, FormatProbe, FormatReadContext, FormatWriteContext, SafetyMode } from "./formats/format.js";
 export { FormatRegistry } from "./formats/format-registry.js";
@@ -71,6 +72,7 @@ export { RedisCollective, type RedisCollectiveOptions } from "./collectives/redi
 export { collectiveFromEnv, type CollectiveFromEnvOptions } from "./collectives/from-env.js";
 export { allReduce, type ReducibleArray } from "./collectives/all-reduce.js";
 export { DEFAULT_TIMEOUT_MS } from "./collectives/failure.js";
+export { agree, describeError, type AgreeOptions, type AgreeOutcome, type DescribedError } from "./collectives/agree.js";
 export { launch, type LaunchOptions, type LaunchHandle, type LaunchResult, type RankExit } from "./launcher/launch.js";
 
 export { CheckpointManager } from "./manager/checkpoint-manager.js";

@@ -1,20 +1,12 @@
 import {
-  CheckpointNotFoundError,
-  CheckpointWriteError,
-  CollectiveTimeoutError,
-  CorruptCheckpointError,
-  InterfaceError,
-  InvalidArgumentError,
-  SavepointError,
-  SingleDeviceStrategy,
-  StrictLoadError,
-  UnsafeCheckpointError,
-  UnsupportedFormatError,
-  collectiveFromEnv,
+  agree,
   convertState,
+  SingleDeviceStrategy,
+  strategyCollective,
   toWritableTree,
   writeCheckpoint,
   type Collective,
+  type DistributedStrategyOptions,
   type Strategy,
   type StrategyContext,
   type StrategyLoadOptions,
@@ -23,11 +15,7 @@ import {
 } from "@savepoint/core";
 
 /** Options of {@link DDPStrategy}. */
-export interface DDPStrategyOptions {
-  /** How the ranks talk. @default collectiveFromEnv() (savepoint run, Redis, threads, or a single process) */
-  collective?: Collective;
-  /** Limit of each agreement step (ranks arriving at save/load) in ms. @default the collective's (SAVEPOINT_TIMEOUT_MS, else 60000) */
-  timeoutMs?: number;
+export interface DDPStrategyOptions extends DistributedStrategyOptions {
   /**
    * How long the other ranks wait for rank 0 to finish writing the file, in ms. A rank that dies
    * is reported at once whatever this is. @default 1800000 (30 minutes, like torch.distributed)
@@ -35,23 +23,8 @@ export interface DDPStrategyOptions {
   writeTimeoutMs?: number;
 }
 
-/** What each rank reports after its part of an operation. */
-interface Outcome {
-  path?: string;
-  error?: { name: string; message: string };
-}
-
-const ERRORS: Record<string, new (message: string, options?: { cause?: unknown; subject?: string }) => SavepointError> = {
-  CheckpointNotFoundError,
-  StrictLoadError,
-  CorruptCheckpointError,
-  UnsupportedFormatError,
-  UnsafeCheckpointError,
-  InvalidArgumentError,
-  InterfaceError,
-  CheckpointWriteError,
-  CollectiveTimeoutError,
-};
+// Why rank 0's write failed, as the other ranks report it.
+const WRITE_FAILURE = "could not write the checkpoint for";
 
 /**
  * Distributed data parallel, as Lightning's DDP strategy: every rank holds a full replica and calls
@@ -81,11 +54,7 @@ export class DDPStrategy implements Strategy {
   readonly #local: SingleDeviceStrategy;
 
   constructor(options: Collective | DDPStrategyOptions = {}) {
-    const opts: DDPStrategyOptions = isCollective(options) ? { collective: options } : (options ?? {});
-    if (typeof opts !== "object") throw new InvalidArgumentError(`DDPStrategy takes a collective or an options object, got ${typeof opts}.`);
-    this.collective = opts.collective ?? collectiveFromEnv({ timeoutMs: opts.timeoutMs });
-    this.#timeoutMs = checkMs(opts.timeoutMs, "timeoutMs");
-    this.#writeTimeoutMs = checkMs(opts.writeTimeoutMs, "writeTimeoutMs") ?? 1_800_000;
+    ({ collective: this.collective, timeoutMs: this.#timeoutMs, writeTimeoutMs: this.#writeTimeoutMs } = strategyCollective(options, "DDPStrategy"));
     this.#local = new SingleDeviceStrategy(this.collective);
   }
 
@@ -106,8 +75,8 @@ export class DDPStrategy implements Strategy {
     } catch (err) {
       local = err;
     }
-    const agreed = await this.#agree(`save ${path}`, { path, ...(local ? { error: describeError(local) } : {}) }, local, this.#timeoutMs);
-    const target = agreed[0]!.path!;
+    const agreed = await agree(this.collective, `save ${path}`, { path }, local, { timeoutMs: this.#timeoutMs });
+    const target = agreed[0]!.path;
     if (options.stage) {
       // Async save (as Lightning's AsyncCheckpointIO): the ranks have agreed; rank 0 copies its
       // state to host memory, which returns control to the caller, and writes in the background.
@@ -132,7 +101,7 @@ export class DDPStrategy implements Strategy {
       }
     }
     // 3. Nobody leaves before the file is complete (or every rank knows why it is not).
-    await this.#agree(`save ${target}`, local ? { error: describeError(local) } : {}, local, this.#writeTimeoutMs, "write");
+    await agree(this.collective, `save ${target}`, {}, local, { timeoutMs: this.#writeTimeoutMs, failure: WRITE_FAILURE });
   }
 
   async load(path: string, state: Record<string, unknown> | undefined, options: StrategyLoadOptions, ctx: StrategyContext): Promise<Record<string, unknown>> {
@@ -143,7 +112,7 @@ export class DDPStrategy implements Strategy {
     } catch (err) {
       local = err;
     }
-    await this.#agree(`load ${path}`, local ? { error: describeError(local) } : {}, local, this.#timeoutMs);
+    await agree(this.collective, `load ${path}`, {}, local, { timeoutMs: this.#timeoutMs });
     return result!;
   }
 
@@ -154,44 +123,6 @@ export class DDPStrategy implements Strategy {
     } catch (err) {
       local = err;
     }
-    await this.#agree(`loadRaw ${path}`, local ? { error: describeError(local) } : {}, local, this.#timeoutMs);
+    await agree(this.collective, `loadRaw ${path}`, {}, local, { timeoutMs: this.#timeoutMs });
   }
-
-  /**
-   * Gathers every rank's outcome. Throws this rank's own error if it failed, else an error of the
-   * same class naming the rank that failed; collective failures (a rank missing or dead) surface
-   * as CollectiveTimeoutError unless this rank already has its own error to report.
-   */
-  async #agree(tag: string, outcome: Outcome, local: unknown, timeoutMs: number | undefined, step?: "write"): Promise<Outcome[]> {
-    let all: Outcome[];
-    try {
-      all = await this.collective.allGather<Outcome>(tag, outcome, timeoutMs === undefined ? undefined : { timeoutMs });
-    } catch (err) {
-      throw local ?? err;
-    }
-    if (local) throw local;
-    const failed = all.findIndex((o) => o?.error);
-    if (failed >= 0) {
-      const e = all[failed]!.error!;
-      const Ctor = ERRORS[e.name] ?? SavepointError;
-      const what = step === "write" ? `rank ${failed} could not write the checkpoint for \`${tag}\`` : `rank ${failed} failed in \`${tag}\``;
-      throw new Ctor(`${what} (this is rank ${this.rank}; no rank continues): ${e.message.replace(/^\[savepoint\] /, "")}`, { subject: `rank ${failed}` });
-    }
-    return all;
-  }
-}
-
-function isCollective(value: unknown): value is Collective {
-  return typeof value === "object" && value !== null && typeof (value as Collective).allGather === "function" && typeof (value as Collective).barrier === "function";
-}
-
-function checkMs(ms: unknown, what: string): number | undefined {
-  if (ms === undefined) return undefined;
-  if (typeof ms !== "number" || !Number.isFinite(ms) || ms <= 0) throw new InvalidArgumentError(`DDPStrategy \`${what}\` must be a positive number of milliseconds, got ${String(ms)}.`, { subject: what });
-  return ms;
-}
-
-function describeError(err: unknown): { name: string; message: string } {
-  if (err instanceof Error) return { name: err.name, message: err.message };
-  return { name: "Error", message: String(err) };
 }

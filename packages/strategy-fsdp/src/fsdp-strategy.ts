@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import {
+  agree,
   assembleDcpMetadata,
   canStageDcpFolder,
   checkDcpTarget,
-  collectiveFromEnv,
   dcpStagingFolder,
   DCP_METADATA_FILE,
   discardDcpFolder,
@@ -12,6 +12,7 @@ import {
   publishDcpFolder,
   recoverDcpFolder,
   SingleDeviceStrategy,
+  strategyCollective,
   toWritableTree,
   withCheckpoint,
   writeCheckpoint,
@@ -19,6 +20,7 @@ import {
   writeDcpShard,
   type Collective,
   type DcpWrittenItem,
+  type DistributedStrategyOptions,
   type KeyMap,
   type Strategy,
   type StrategyContext,
@@ -26,7 +28,6 @@ import {
   type StrategyLoadRawOptions,
   type StrategySaveOptions,
 } from "@savepoint/core";
-import { agree } from "./agreement.js";
 import { FullGather } from "./full-gather.js";
 import { parameterInfos } from "./parameter-infos.js";
 import { placeState } from "./placed-state.js";
@@ -36,11 +37,14 @@ import { isShardedModel, ShardedModel, type LayersModelLike } from "./sharded-mo
 import { shardedModelAdapter } from "./sharded-model-adapter.js";
 import { verifyShare } from "./verify-share.js";
 
+// Why a rank's write failed, as the other ranks report it.
+const WRITE_FAILURE = "could not write its part of the checkpoint for";
+
 /** How `save` lays a checkpoint out. */
 export type StateDictType = "sharded" | "full";
 
 /** Options of {@link FSDPStrategy}. */
-export interface FSDPStrategyOptions {
+export interface FSDPStrategyOptions extends DistributedStrategyOptions {
   /**
    * `"sharded"`: a folder as Lightning's FSDP strategy writes it (torch DCP `.metadata`, one
    * `__R_0.distcp` per rank written in parallel, `meta.pt`). `"full"`: one torch file gathered on
@@ -48,10 +52,6 @@ export interface FSDPStrategyOptions {
    * @default "sharded"
    */
   stateDictType?: StateDictType;
-  /** How the ranks talk. @default collectiveFromEnv() (savepoint run, Redis, threads, or a single process) */
-  collective?: Collective;
-  /** Limit of each agreement step (ranks arriving at save/load) in ms. @default the collective's (SAVEPOINT_TIMEOUT_MS, else 60000) */
-  timeoutMs?: number;
   /** How long ranks wait for the others' writes (and rank 0's gathers) in ms; a rank that dies is reported at once. @default 1800000 */
   writeTimeoutMs?: number;
 }
@@ -96,14 +96,11 @@ export class FSDPStrategy implements Strategy {
   readonly #local: SingleDeviceStrategy;
 
   constructor(options: Collective | FSDPStrategyOptions = {}) {
-    const opts: FSDPStrategyOptions = isCollective(options) ? { collective: options } : (options ?? {});
-    if (typeof opts !== "object") throw new InvalidArgumentError(`FSDPStrategy takes a collective or an options object, got ${typeof opts}.`);
-    const type = opts.stateDictType ?? "sharded";
+    const parsed = strategyCollective<FSDPStrategyOptions>(options, "FSDPStrategy");
+    const type = parsed.options.stateDictType ?? "sharded";
     if (type !== "sharded" && type !== "full") throw new InvalidArgumentError(`FSDPStrategy \`stateDictType\` must be "sharded" or "full", got ${JSON.stringify(type)}.`, { subject: "stateDictType" });
     this.stateDictType = type;
-    this.collective = opts.collective ?? collectiveFromEnv({ timeoutMs: opts.timeoutMs });
-    this.#timeoutMs = checkMs(opts.timeoutMs, "timeoutMs");
-    this.#writeTimeoutMs = checkMs(opts.writeTimeoutMs, "writeTimeoutMs") ?? 1_800_000;
+    ({ collective: this.collective, timeoutMs: this.#timeoutMs, writeTimeoutMs: this.#writeTimeoutMs } = parsed);
     this.#local = new SingleDeviceStrategy(this.collective);
   }
 
@@ -151,7 +148,7 @@ export class FSDPStrategy implements Strategy {
     } catch (err) {
       local = err;
     }
-    const agreed = await agree<{ path: string; saveId: string; signature: string }>(this.collective, `save ${path}`, { path, saveId: this.rank === 0 ? randomUUID() : "", signature: layout?.signature ?? "" }, local, this.#timeoutMs);
+    const agreed = await agree<{ path: string; saveId: string; signature: string }>(this.collective, `save ${path}`, { path, saveId: this.rank === 0 ? randomUUID() : "", signature: layout?.signature ?? "" }, local, { timeoutMs: this.#timeoutMs });
     const { path: target, saveId } = agreed[0]!;
     const other = agreed.findIndex((o) => o.signature !== agreed[0]!.signature);
     if (other >= 0) {
@@ -178,7 +175,7 @@ export class FSDPStrategy implements Strategy {
     }
     let all: { written: DcpWrittenItem[] }[];
     try {
-      all = await agree<{ written: DcpWrittenItem[] }>(this.collective, `save ${target}`, { written }, local, this.#writeTimeoutMs, "write");
+      all = await agree<{ written: DcpWrittenItem[] }>(this.collective, `save ${target}`, { written }, local, { timeoutMs: this.#writeTimeoutMs, failure: WRITE_FAILURE });
     } catch (err) {
       if (this.rank === 0) await removeFolder();
       throw err;
@@ -196,7 +193,7 @@ export class FSDPStrategy implements Strategy {
         await removeFolder();
       }
     }
-    await agree(this.collective, `commit ${target}`, {}, local, this.#writeTimeoutMs, "write");
+    await agree(this.collective, `commit ${target}`, {}, local, { timeoutMs: this.#writeTimeoutMs, failure: WRITE_FAILURE });
   }
 
   async #saveFull(path: string, state: Record<string, unknown>, options: StrategySaveOptions, ctx: StrategyContext): Promise<void> {
@@ -208,7 +205,7 @@ export class FSDPStrategy implements Strategy {
     } catch (err) {
       local = err;
     }
-    const agreed = await agree<{ path: string }>(this.collective, `save ${path}`, { path }, local, this.#timeoutMs);
+    const agreed = await agree<{ path: string }>(this.collective, `save ${path}`, { path }, local, { timeoutMs: this.#timeoutMs });
     const target = agreed[0]!.path;
     local = undefined;
     if (this.rank === 0) {
@@ -229,7 +226,7 @@ export class FSDPStrategy implements Strategy {
         local = err;
       }
     }
-    await agree(this.collective, `save ${target}`, {}, local, this.#writeTimeoutMs, "write");
+    await agree(this.collective, `save ${target}`, {}, local, { timeoutMs: this.#writeTimeoutMs, failure: WRITE_FAILURE });
   }
 
   async load(path: string, state: Record<string, unknown> | undefined, options: StrategyLoadOptions, ctx: StrategyContext): Promise<Record<string, unknown>> {
@@ -248,7 +245,7 @@ export class FSDPStrategy implements Strategy {
       } catch (err) {
         local = err;
       }
-      await agree(this.collective, `verify ${path}`, {}, local, this.#timeoutMs);
+      await agree(this.collective, `verify ${path}`, {}, local, { timeoutMs: this.#timeoutMs });
     }
     let result: Record<string, unknown> | undefined;
     try {
@@ -256,7 +253,7 @@ export class FSDPStrategy implements Strategy {
     } catch (err) {
       local = err;
     }
-    await agree(this.collective, `load ${path}`, {}, local, this.#timeoutMs);
+    await agree(this.collective, `load ${path}`, {}, local, { timeoutMs: this.#timeoutMs });
     if (restoring) for (const [k, v] of Object.entries(state!)) if (isShardedModel(v)) await v.gather(`load ${path}: gather ${k}`);
     return result!;
   }
@@ -275,7 +272,7 @@ export class FSDPStrategy implements Strategy {
     } catch (err) {
       local = err;
     }
-    await agree(this.collective, `loadRaw ${path}`, {}, local, this.#timeoutMs);
+    await agree(this.collective, `loadRaw ${path}`, {}, local, { timeoutMs: this.#timeoutMs });
     if (isShardedModel(target)) await target.gather(`loadRaw ${path}: gather`);
   }
 
@@ -289,14 +286,4 @@ export class FSDPStrategy implements Strategy {
       value: key === "state" ? optimizerStateRows(value, params, options.strict, "target") : key === "param_groups" ? optimizerGroupsByIndex(value, params, options.strict, "target") : value,
     });
   }
-}
-
-function isCollective(value: unknown): value is Collective {
-  return typeof value === "object" && value !== null && typeof (value as Collective).allGather === "function" && typeof (value as Collective).barrier === "function";
-}
-
-function checkMs(ms: unknown, what: string): number | undefined {
-  if (ms === undefined) return undefined;
-  if (typeof ms !== "number" || !Number.isFinite(ms) || ms <= 0) throw new InvalidArgumentError(`FSDPStrategy \`${what}\` must be a positive number of milliseconds, got ${String(ms)}.`, { subject: what });
-  return ms;
 }

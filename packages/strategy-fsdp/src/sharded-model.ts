@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { allReduce, InvalidArgumentError, modelParameters, numel, type Collective } from "@savepoint/core";
+import { gatherRows, type HostArray } from "./gather-rows.js";
 import { rangeElements, rowRange, type RowRange } from "./shard-rows.js";
 
 /** The parts of a tfjs-layers model (`tf.LayersModel`, `tf.Sequential`) the strategy uses. */
@@ -23,8 +24,6 @@ export interface ShardedParameter {
   /** What this rank owns and trains: its rows (the full variable itself when not sharded). */
   readonly local: tf.Variable;
 }
-
-type HostArray = Float32Array | Int32Array | Uint8Array;
 
 const BRAND = Symbol.for("savepoint.fsdp.ShardedModel");
 let instances = 0;
@@ -104,21 +103,13 @@ export class ShardedModel<M extends LayersModelLike = LayersModelLike> {
    */
   async gather(tag?: string): Promise<void> {
     const sharded = this.parameters.filter((p) => p.sharded);
-    const mine = sharded.map((p) => (p.local.dataSync() as HostArray).slice());
-    const all = await this.collective.allGather<HostArray[]>(tag ?? `fsdp gather ${++this.#gathers}`, mine);
+    const wholes = await gatherRows(
+      this.collective,
+      tag ?? `fsdp gather ${++this.#gathers}`,
+      sharded.map((p) => ({ key: p.key, shape: p.shape, rows: p.local.dataSync() as HostArray })),
+    );
     sharded.forEach((p, i) => {
-      const whole = new (mine[i]!.constructor as new (n: number) => HostArray)(numel(p.shape));
-      let at = 0;
-      for (let r = 0; r < all.length; r++) {
-        const part = all[r]?.[i];
-        const expected = rangeElements(p.shape, rowRange(p.shape[0]!, r, all.length));
-        if (!part || part.length !== expected) {
-          throw new InvalidArgumentError(`gathering ${p.key}: rank ${r} holds ${part ? part.length : "no"} elements of it, ${expected} expected. Every rank must wrap the same model.`, { subject: p.key });
-        }
-        whole.set(part, at);
-        at += part.length;
-      }
-      const t = tf.tensor(whole, [...p.shape], p.full.dtype);
+      const t = tf.tensor(wholes[i]!, [...p.shape], p.full.dtype);
       p.full.assign(t);
       t.dispose();
     });

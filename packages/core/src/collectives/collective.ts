@@ -24,6 +24,11 @@ export interface Collective {
 
 export const COLLECTIVE_REQUIRED = ["rank", "worldSize", "barrier", "broadcast", "allGather"] as const;
 
+/** Whether `value` looks like a {@link Collective} (has `allGather` and `barrier`), as opposed to an options object. */
+export function isCollective(value: unknown): value is Collective {
+  return typeof value === "object" && value !== null && typeof (value as Collective).allGather === "function" && typeof (value as Collective).barrier === "function";
+}
+
 /** The collective of a single process: every operation completes at once. */
 export class SingleProcessCollective implements Collective {
   readonly rank = 0;

@@ -1,7 +1,8 @@
 import { CollectiveTimeoutError, InvalidArgumentError } from "../errors.js";
-import type { Collective, CollectiveOptions } from "./collective.js";
-import { checkRank, checkTag, checkTimeout, checkWorld, failureError, resolveTimeout, type OpKind } from "./failure.js";
+import type { CollectiveOptions } from "./collective.js";
+import { checkTag, checkTimeout, checkWorld, failureError, resolveTimeout, type OpKind } from "./failure.js";
 import type { FromHub, ToHub } from "./hub.js";
+import { OpCollective } from "./op-collective.js";
 
 interface Pending {
   readonly tag: string;
@@ -23,7 +24,7 @@ const COORDINATOR_GRACE_MS = 5_000;
  * A rank of a group coordinated by a {@link Hub}: sends each operation with its sequence number
  * and waits for the answer. Subclasses carry the messages (in-process calls, ports, sockets).
  */
-export abstract class HubCollective implements Collective {
+export abstract class HubCollective extends OpCollective {
   readonly rank: number;
   readonly worldSize: number;
   /** Default limit of each operation in ms. */
@@ -36,6 +37,7 @@ export abstract class HubCollective implements Collective {
   #closed = false;
 
   constructor(rank: number, worldSize: number, options: HubCollectiveOptions = {}) {
+    super();
     ({ rank: this.rank, worldSize: this.worldSize } = checkWorld(rank, worldSize));
     this.timeoutMs = resolveTimeout(options.timeoutMs);
   }
@@ -49,19 +51,6 @@ export abstract class HubCollective implements Collective {
   /** Whether to keep a local timer in case the coordinator itself goes silent. */
   protected get remoteCoordinator(): boolean {
     return true;
-  }
-
-  async barrier(tag: string, options?: CollectiveOptions): Promise<void> {
-    await this.#op("barrier", tag, undefined, undefined, options);
-  }
-
-  async broadcast<T>(tag: string, value: T, root = 0, options?: CollectiveOptions): Promise<T> {
-    checkRank(root, this.worldSize, "the broadcast root");
-    return (await this.#op("broadcast", tag, root === this.rank ? value : undefined, root, options)) as T;
-  }
-
-  async allGather<T>(tag: string, value: T, options?: CollectiveOptions): Promise<T[]> {
-    return (await this.#op("allGather", tag, value, undefined, options)) as T[];
   }
 
   /** Leaves the group: the other ranks' pending and later operations fail at once, naming this rank. */
@@ -118,7 +107,7 @@ export abstract class HubCollective implements Collective {
     if (this.#pending.size === 0) this.activeChanged(false);
   }
 
-  #op(kind: OpKind, tag: string, value: unknown, root: number | undefined, options: CollectiveOptions | undefined): Promise<unknown> {
+  protected op(kind: OpKind, tag: string, value: unknown, root: number | undefined, options: CollectiveOptions | undefined): Promise<unknown> {
     checkTag(tag);
     const timeoutMs = options?.timeoutMs === undefined ? this.timeoutMs : checkTimeout(options.timeoutMs, "timeoutMs");
     if (this.#closed) return Promise.reject(new CollectiveTimeoutError(`\`${tag}\` was called on rank ${this.rank} after its collective was closed. Create a new one (or do not close it before the last save/load).`, { subject: `rank ${this.rank}` }));

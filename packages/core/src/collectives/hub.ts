@@ -124,7 +124,9 @@ export class Hub {
     let value: unknown;
     if (first.kind === "allGather") value = Array.from({ length: this.worldSize }, (_, r) => op.values.get(r));
     else if (first.kind === "broadcast") value = op.values.get(first.root!);
-    for (const r of op.calls.keys()) this.send(r, { t: "done", seq: op.seq, value });
+    // One message object for every rank: a transport can encode it once (a gather of weights is large).
+    const done: FromHub = { t: "done", seq: op.seq, value };
+    for (const r of op.calls.keys()) this.send(r, done);
   }
 
   #fail(op: OpState, failure: CollectiveFailure): void {

@@ -2,8 +2,9 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { deserialize, serialize } from "node:v8";
 import { CollectiveTimeoutError, InvalidArgumentError, SavepointError } from "../errors.js";
-import type { Collective, CollectiveOptions } from "./collective.js";
-import { checkRank, checkTag, checkTimeout, checkWorld, failureError, ranksPhrase, resolveTimeout, sameOperation, type CollectiveFailure, type OpCall, type OpKind } from "./failure.js";
+import type { CollectiveOptions } from "./collective.js";
+import { checkTag, checkTimeout, checkWorld, failureError, ranksPhrase, resolveTimeout, sameOperation, type CollectiveFailure, type OpCall, type OpKind } from "./failure.js";
+import { OpCollective } from "./op-collective.js";
 
 /** The few ioredis methods used here (ioredis is an optional peer, loaded lazily). */
 interface RedisClient {
@@ -114,7 +115,7 @@ const MAX_POLL_MS = 20;
  * const fabric = new Fabric({ strategy: new DDPStrategy() }); // collectiveFromEnv() picks Redis
  * ```
  */
-export class RedisCollective implements Collective {
+export class RedisCollective extends OpCollective {
   readonly rank: number;
   readonly worldSize: number;
   readonly timeoutMs: number;
@@ -132,6 +133,7 @@ export class RedisCollective implements Collective {
   #closed = false;
 
   constructor(options: RedisCollectiveOptions) {
+    super();
     ({ rank: this.rank, worldSize: this.worldSize } = checkWorld(options.rank, options.worldSize));
     if (typeof options.url !== "string" || !/^rediss?:\/\//.test(options.url)) {
       throw new InvalidArgumentError(`the Redis address must be a redis:// or rediss:// URL (e.g. redis://10.0.0.1:6379), got ${String(options.url)}.`, { subject: "SAVEPOINT_REDIS_URL" });
@@ -145,19 +147,6 @@ export class RedisCollective implements Collective {
     this.transport = `Redis at ${redact(options.url)}, job "${runId}"`;
     this.#ready = this.#rendezvous();
     this.#ready.catch(() => {});
-  }
-
-  async barrier(tag: string, options?: CollectiveOptions): Promise<void> {
-    await this.#op("barrier", tag, undefined, undefined, options);
-  }
-
-  async broadcast<T>(tag: string, value: T, root = 0, options?: CollectiveOptions): Promise<T> {
-    checkRank(root, this.worldSize, "the broadcast root");
-    return (await this.#op("broadcast", tag, root === this.rank ? value : undefined, root, options)) as T;
-  }
-
-  async allGather<T>(tag: string, value: T, options?: CollectiveOptions): Promise<T[]> {
-    return (await this.#op("allGather", tag, value, undefined, options)) as T[];
   }
 
   /** Leaves the group (the others' operations fail at once naming this rank) and disconnects. */
@@ -289,7 +278,7 @@ export class RedisCollective implements Collective {
     );
   }
 
-  async #op(kind: OpKind, tag: string, value: unknown, root: number | undefined, options: CollectiveOptions | undefined): Promise<unknown> {
+  protected async op(kind: OpKind, tag: string, value: unknown, root: number | undefined, options: CollectiveOptions | undefined): Promise<unknown> {
     checkTag(tag);
     const timeoutMs = options?.timeoutMs === undefined ? this.timeoutMs : checkTimeout(options.timeoutMs, "timeoutMs");
     if (this.#closed) throw new CollectiveTimeoutError(`\`${tag}\` was called on rank ${this.rank} after its collective was closed.`, { subject: `rank ${this.rank}` });

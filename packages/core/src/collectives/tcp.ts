@@ -1,38 +1,9 @@
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { hostname } from "node:os";
-import { deserialize, serialize } from "node:v8";
 import { InvalidArgumentError } from "../errors.js";
 import { HubCollective, type HubCollectiveOptions } from "./hub-collective.js";
+import { encodeFrame, FrameDecoder, writeFrame, type Frame } from "./frames.js";
 import { Hub, type FromHub, type ToHub } from "./hub.js";
-
-/** Largest message accepted on the wire (allGather of small objects; generous for gradients of small models). */
-const MAX_FRAME = 1 << 30;
-
-/** A length-prefixed structured-clone frame. */
-export function encodeFrame(message: unknown): Buffer {
-  const body = serialize(message);
-  const head = Buffer.allocUnsafe(4);
-  head.writeUInt32BE(body.byteLength, 0);
-  return Buffer.concat([head, body]);
-}
-
-/** Splits a byte stream into frames. */
-export class FrameDecoder {
-  #buf: Buffer = Buffer.alloc(0);
-
-  push(chunk: Buffer): unknown[] {
-    this.#buf = this.#buf.byteLength === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
-    const out: unknown[] = [];
-    while (this.#buf.byteLength >= 4) {
-      const n = this.#buf.readUInt32BE(0);
-      if (n > MAX_FRAME) throw new Error(`frame of ${n} bytes exceeds the limit of ${MAX_FRAME}`);
-      if (this.#buf.byteLength < 4 + n) break;
-      out.push(deserialize(this.#buf.subarray(4, 4 + n)));
-      this.#buf = this.#buf.subarray(4 + n);
-    }
-    return out;
-  }
-}
 
 /** Options of {@link TcpHubServer.start}. */
 export interface TcpHubServerOptions {
@@ -65,9 +36,17 @@ export class TcpHubServer {
   private constructor(server: Server, options: TcpHubServerOptions) {
     this.#server = server;
     this.#options = options;
+    // The hub hands every rank the same result object: encode it once, not once per rank.
+    let last: { message: FromHub; frame: Frame } | undefined;
     this.hub = new Hub(options.worldSize, (rank, message) => {
       const s = this.#sockets.get(rank);
-      if (s && !s.destroyed) s.write(encodeFrame(message));
+      if (!s || s.destroyed) return;
+      if (last?.message !== message) {
+        last = { message, frame: encodeFrame(message) };
+        // The hub sends to every rank synchronously: drop the frame after, not at the next message.
+        queueMicrotask(() => (last = undefined));
+      }
+      writeFrame(s, last.frame);
     });
     server.on("connection", (socket) => this.#accept(socket));
   }
@@ -113,7 +92,8 @@ export class TcpHubServer {
     let rank = -1;
     let said = false;
     const reject = (message: string) => {
-      socket.end(encodeFrame({ t: "reject", message } satisfies FromHub));
+      writeFrame(socket, encodeFrame({ t: "reject", message } satisfies FromHub));
+      socket.end();
     };
     socket.on("data", (chunk) => {
       let messages: unknown[];
@@ -132,7 +112,7 @@ export class TcpHubServer {
           rank = m.rank;
           this.#sockets.set(rank, socket);
           if (m.where) this.hub.setWhere(rank, m.where);
-          socket.write(encodeFrame({ t: "welcome" } satisfies FromHub));
+          writeFrame(socket, encodeFrame({ t: "welcome" } satisfies FromHub));
         } else {
           if (m.t === "bye") said = true;
           this.hub.receive(rank, m);
@@ -191,13 +171,13 @@ export class TcpCollective extends HubCollective {
     });
     socket.on("error", (err) => this.disconnected(`the connection to the coordinator failed (${(err as Error).message})`));
     socket.on("close", () => this.disconnected("the connection to the coordinator (the `savepoint run` launcher) closed"));
-    socket.write(encodeFrame({ t: "hello", rank: this.rank, runId: options.runId, where: `pid ${process.pid} on ${hostname()}` } satisfies ToHub));
+    writeFrame(socket, encodeFrame({ t: "hello", rank: this.rank, runId: options.runId, where: `pid ${process.pid} on ${hostname()}` } satisfies ToHub));
     socket.unref();
   }
 
   protected post(message: ToHub): void {
     const frame = encodeFrame(message); // throws DataCloneError before anything is sent
-    this.#socket.write(frame);
+    writeFrame(this.#socket, frame);
   }
 
   protected override activeChanged(active: boolean): void {

@@ -1,21 +1,13 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { allReduce } from "../../src/collectives/all-reduce.js";
 import { SingleProcessCollective } from "../../src/collectives/collective.js";
 import { resolveTimeout } from "../../src/collectives/failure.js";
 import { collectiveFromEnv } from "../../src/collectives/from-env.js";
-import { createLocalGroup, type LocalCollective } from "../../src/collectives/local-group.js";
+import { createLocalGroup } from "../../src/collectives/local-group.js";
 import { CollectiveTimeoutError, InvalidArgumentError } from "../../src/errors.js";
+import { localGroups } from "../helpers/local-groups.js";
 
-let groups: LocalCollective[][] = [];
-const group = (n: number, timeoutMs = 300) => {
-  const g = createLocalGroup(n, { timeoutMs });
-  groups.push(g);
-  return g;
-};
-afterEach(async () => {
-  for (const g of groups) await Promise.all(g.map((c) => c.close()));
-  groups = [];
-});
+const group = localGroups();
 
 describe("in-process collective group", () => {
   it("barrier, broadcast from any root, and allGather in rank order", async () => {

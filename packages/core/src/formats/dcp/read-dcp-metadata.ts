@@ -1,12 +1,12 @@
 import { isDType, type DType } from "../../dtype.js";
 import { CorruptCheckpointError } from "../../errors.js";
 import { resolveInside } from "../../io/paths.js";
-import { numel } from "../../tensor/tensor-source.js";
 import { isPlainObject } from "../../tree/plain.js";
 import { PyObject } from "../../tree/python-values.js";
 import type { SafetyMode } from "../format.js";
 import { unpickle } from "../pickle/unpickler.js";
 import { TorchDType } from "../torch/torch-globals.js";
+import { checkDcpCover } from "./dcp-cover.js";
 import { dcpGlobals } from "./dcp-globals.js";
 import type { DcpChunk, DcpItem, DcpMetadata, DcpStorageLocation } from "./dcp-metadata.js";
 
@@ -20,9 +20,6 @@ export interface DcpMetadataReadOptions {
 
 const MD = "torch.distributed.checkpoint.metadata";
 const METADATA = [`${MD}.Metadata`, "megatron.core.dist_checkpointing.strategies.torch.MCoreMetadata"];
-
-/** Above this many chunks per tensor the pairwise overlap check is skipped (volumes still must add up). */
-const MAX_PAIRWISE = 2048;
 
 /**
  * Decodes a DCP `.metadata` pickle with an allow-list of DCP's classes (torch's own reader uses an
@@ -77,7 +74,7 @@ export function readDcpMetadata(bytes: Uint8Array, options: DcpMetadataReadOptio
       const sizes = ints(f.sizes, `a chunk size of "${key}"`, corrupt);
       return { offsets, sizes, storage: locate(key, offsets) };
     });
-    checkCover(key, size, chunks, corrupt);
+    checkDcpCover(key, size, chunks, corrupt);
     items.set(key, { kind: "tensor", key, dtype, size, requiresGrad, chunks });
   }
 
@@ -163,30 +160,6 @@ function storageLocation(v: unknown, key: string, options: DcpMetadataReadOption
   const td = f.transform_descriptors;
   if (td !== undefined && td !== null && !(Array.isArray(td) && td.every((t) => typeof t === "string"))) throw corrupt(`the storage of "${key}" has malformed transform descriptors`);
   return { file, offset: offset as number, length: length as number, transforms: (td as string[] | null | undefined) ?? [] };
-}
-
-/** Chunks must lie inside the tensor and cover every element exactly once. */
-function checkCover(key: string, size: readonly number[], chunks: readonly DcpChunk[], corrupt: Corrupt): void {
-  let volume = 0;
-  for (const c of chunks) {
-    if (c.offsets.length !== size.length || c.sizes.length !== size.length) {
-      throw corrupt(`a chunk of "${key}" has ${c.offsets.length} offsets and ${c.sizes.length} sizes for a tensor of ${size.length} dimensions`);
-    }
-    size.forEach((dim, d) => {
-      if (c.offsets[d]! + c.sizes[d]! > dim) throw corrupt(`a chunk of "${key}" at offsets (${c.offsets.join(", ")}) sizes (${c.sizes.join(", ")}) reaches past its shape (${size.join(", ")})`);
-    });
-    volume += numel(c.sizes);
-  }
-  if (volume !== numel(size)) throw corrupt(`the chunks of "${key}" hold ${volume} elements but its shape (${size.join(", ")}) has ${numel(size)}`);
-  if (chunks.length > MAX_PAIRWISE) return;
-  for (let i = 0; i < chunks.length; i++) {
-    for (let j = i + 1; j < chunks.length; j++) {
-      const a = chunks[i]!;
-      const b = chunks[j]!;
-      const overlap = size.every((_, d) => a.offsets[d]! < b.offsets[d]! + b.sizes[d]! && b.offsets[d]! < a.offsets[d]! + a.sizes[d]!);
-      if (overlap && numel(a.sizes) > 0 && numel(b.sizes) > 0) throw corrupt(`two chunks of "${key}" overlap (at offsets (${a.offsets.join(", ")}) and (${b.offsets.join(", ")}))`);
-    }
-  }
 }
 
 /** `pathlib.PosixPath("/a", "b")` (args are its parts) or a plain str. */

@@ -103,6 +103,10 @@ function embedded(out: AtomicWrite, path: string): CheckpointIO {
         get position() {
           return out.position - start;
         },
+        // Writes pass straight through, so the shard file's overlapping of big writes applies too.
+        get concurrentWriteBytes() {
+          return (out as { concurrentWriteBytes?: number }).concurrentWriteBytes;
+        },
         write: (chunk) => out.write(chunk),
         // The shard file is committed (or aborted) as a whole by writeDcpShard.
         commit: async () => {},

@@ -82,7 +82,9 @@ export class ZipWriter {
   readonly #window: number;
   /** Pieces at least this big may overlap earlier writes (Infinity: none may). */
   readonly #overlapBytes: number;
-  readonly #buffer = new Uint8Array(BUFFER_SIZE);
+  // Starts small and grows to BUFFER_SIZE: a DCP shard writes every item (thousands of small
+  // tensors) as its own archive, and a full-size buffer each would be mostly garbage to collect.
+  #buffer = new Uint8Array(4096);
   #buffered = 0;
   /** Archive bytes produced so far (flushed or buffered); zip offsets are relative to the archive start. */
   #offset = 0;
@@ -390,7 +392,13 @@ export class ZipWriter {
       await this.#sink.write(chunk);
       return;
     }
-    if (this.#buffered + chunk.length > this.#buffer.length) await this.#flush();
+    const need = this.#buffered + chunk.length;
+    if (need > this.#buffer.length && this.#buffer.length < BUFFER_SIZE) {
+      const grown = new Uint8Array(Math.min(BUFFER_SIZE, Math.max(need, 2 * this.#buffer.length)));
+      grown.set(this.#buffer.subarray(0, this.#buffered));
+      this.#buffer = grown;
+    }
+    if (need > this.#buffer.length) await this.#flush();
     this.#buffer.set(chunk, this.#buffered);
     this.#buffered += chunk.length;
   }
