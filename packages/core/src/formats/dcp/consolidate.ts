@@ -2,9 +2,8 @@ import { CheckpointNotFoundError } from "../../errors.js";
 import type { CheckpointIO } from "../../io/checkpoint-io.js";
 import { resolveInside } from "../../io/paths.js";
 import { SourcePool } from "../../io/source-pool.js";
-import { DEFAULT_CHUNK_BYTES, isTensorSource, TENSOR_SOURCE, type TensorSource } from "../../tensor/tensor-source.js";
-import { checkDepth, isPlainObject } from "../../tree/plain.js";
-import { copyMarks } from "../../tree/python-values.js";
+import { countedTree } from "../../tensor/counted-tree.js";
+import { DEFAULT_CHUNK_BYTES, type TensorSource } from "../../tensor/tensor-source.js";
 import type { SafetyMode } from "../format.js";
 import { torchZipFormat } from "../torch/torch-zip-format.js";
 import { dcpFormat } from "./dcp-format.js";
@@ -59,35 +58,4 @@ export async function consolidateDcp(folder: string, output: string, options: Co
     await torchZipFormat.write!(counted, { io, path: output, chunkBytes: options.chunkBytes ?? DEFAULT_CHUNK_BYTES });
     return { tensors: tensors.size, bytes };
   });
-}
-
-/** The tree with every tensor wrapped so the bytes streamed through it are reported. */
-function countedTree(tree: unknown, seen: Map<TensorSource, TensorSource>, onBytes: (n: number) => void, depth = 0): unknown {
-  checkDepth(depth, "the checkpoint");
-  if (isTensorSource(tree)) {
-    const known = seen.get(tree);
-    if (known) return known; // a shared tensor stays one storage in the output
-    const t = tree;
-    const wrapped = {
-      [TENSOR_SOURCE]: true,
-      dtype: t.dtype,
-      shape: t.shape,
-      byteLength: t.byteLength,
-      async *chunks(n?: number) {
-        for await (const c of t.chunks(n)) {
-          yield c;
-          onBytes(c.byteLength);
-        }
-      },
-    } as TensorSource;
-    seen.set(tree, wrapped);
-    return wrapped;
-  }
-  if (Array.isArray(tree)) return copyMarks(tree, tree.map((v) => countedTree(v, seen, onBytes, depth + 1)));
-  if (isPlainObject(tree)) {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(tree)) out[k] = countedTree(v, seen, onBytes, depth + 1);
-    return copyMarks(tree, out);
-  }
-  return tree;
 }
