@@ -68,7 +68,8 @@ export function buildState(scale, { seed = 1, optimizer = true, optimizerAll = f
     const chosen = optimizerAll ? weights : [...weights.slice(0, 2 * M.small), ...(L.optBig > 0 ? weights.slice(-L.optBig) : [])];
     // Adam creates its slots on the first update; make them directly (same names, as tfjs does),
     // with values, instead of running an update over a GiB of zeros.
-    const slot = (w, suffix) => ({ originalName: `${w.read().name}/${suffix}`, variable: tf.variable(tf.tensor(fill(w.read().size, s++), w.read().shape, "float32"), false) });
+    // Inside tidy, as tfjs's own optimizers make them: the variable is the only owner of its storage.
+    const slot = (w, suffix) => ({ originalName: `${w.read().name}/${suffix}`, variable: tf.tidy(() => tf.variable(tf.tensor(fill(w.read().size, s++), w.read().shape, "float32"), false)) });
     opt.accumulatedFirstMoment = chosen.map((w) => slot(w, "m"));
     opt.accumulatedSecondMoment = chosen.map((w) => slot(w, "v"));
     opt.iterations_ = 7;

@@ -23,7 +23,7 @@ export type { CheckpointIO, PathInfo } from "./io/checkpoint-io.js";
 export { NodeFileIO } from "./io/node-fs-io.js";
 export { MemoryIO } from "./io/memory-io.js";
 
-export type { Backend } from "./backends/backend.js";
+export type { AssignItem, Backend } from "./backends/backend.js";
 export { TfjsBackend, cpuBackend } from "./backends/tfjs/tfjs-backend.js";
 export { isTfjsTensor, isTfjsVariable, dtypeOfTfjs, tfjsDTypeFor, valuesFor, checkShape } from "./backends/tfjs/tfjs-tensors.js";
 

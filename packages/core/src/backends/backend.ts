@@ -7,7 +7,7 @@ import type { TensorSource } from "../tensor/tensor-source.js";
  *
  * Required: `name`, `isTensor`, `describe`, `toSource`, `assign`, `create`.
  * Optional: `isAssignable` (tensors that can be updated in place, e.g. variables; default: none),
- * `dispose` (release a tensor made by `create`).
+ * `assignAll` (many assigns at once, reading ahead), `dispose` (release a tensor made by `create`).
  */
 export interface Backend {
   /** A short name for messages, e.g. `"cpu"`. */
@@ -28,8 +28,28 @@ export interface Backend {
   create(source: TensorSource, key: string): Promise<unknown>;
   /** True when `value` can be updated in place by `assign` (variables). */
   isAssignable?(value: unknown): boolean;
+  /**
+   * Does `assign` for every item in order, free to read later items while earlier ones are
+   * written. It stops at the first failure: the targets before it hold their new values, it and
+   * those after it are untouched. Without it, callers assign one item after another.
+   */
+  assignAll?(items: readonly AssignItem[]): Promise<void>;
+}
+
+/** One `assign` of {@link Backend.assignAll}. */
+export interface AssignItem {
+  readonly target: unknown;
+  readonly source: TensorSource;
+  /** Names the tensor in messages. */
+  readonly key: string;
+}
+
+/** Assigns every item in order, through `assignAll` where the backend has it. */
+export async function assignAll(backend: Backend, items: readonly AssignItem[]): Promise<void> {
+  if (typeof backend.assignAll === "function") return backend.assignAll(items);
+  for (const { target, source, key } of items) await backend.assign(target, source, key);
 }
 
 /** Names of the members every Backend must have, for {@link checkInterface}. */
 export const BACKEND_REQUIRED = ["name", "isTensor", "describe", "toSource", "assign", "create"] as const;
-export const BACKEND_OPTIONAL = ["isAssignable"] as const;
+export const BACKEND_OPTIONAL = ["isAssignable", "assignAll"] as const;

@@ -1,4 +1,4 @@
-import { constants, promises as fs, readSync } from "node:fs";
+import { constants, promises as fs } from "node:fs";
 import { createHash, randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { CheckpointNotFoundError, CheckpointWriteError, CorruptCheckpointError, SavepointError } from "../errors.js";
@@ -124,17 +124,23 @@ export class NodeFileIO implements CheckpointIO {
 /** Reads up to this size are served from read-ahead blocks (see FileSource.#readSmall). */
 const SMALL_READ = 16 << 10;
 const READ_AHEAD_BLOCK = 256 << 10;
+/** Settled blocks kept for later small reads; blocks still being read are kept on top of these. */
 const READ_AHEAD_BLOCKS = 8;
 
 interface CachedBlock {
   readonly start: number;
   readonly end: number;
   readonly bytes: Uint8Array;
+  /** Set while the block is being read; small reads inside it wait for it. */
+  loading?: Promise<void>;
+  /** Reads waiting to copy out of the block: its buffer is not recycled meanwhile. */
+  readers: number;
 }
 
 class FileSource implements ByteSource {
   #closed = false;
   #blocks: CachedBlock[] = [];
+  #spareBlocks: Uint8Array[] = [];
   constructor(
     readonly handle: fs.FileHandle,
     readonly name: string,
@@ -163,34 +169,58 @@ class FileSource implements ByteSource {
   /**
    * Small reads (zip headers, tiny records) come in long runs of nearby offsets; each is served
    * from a block read ahead from the first of them, so a file of thousands of entries costs a few
-   * hundred system calls instead of one per header. The block is read synchronously (a small pread
-   * costs microseconds, far less than a trip through the thread pool) and copied out at once, so
-   * the few block buffers are recycled, never exposed, and never allocated per read.
+   * hundred reads instead of one per header. A block is read through the thread pool, never
+   * synchronously: on a cold cache a synchronous read would stall everything else for a disk
+   * round trip, while concurrent small reads (a zip directory's headers, a load reading ahead)
+   * keep several blocks in flight and share the one that covers them. Bytes are copied out, so
+   * the few block buffers are recycled and never exposed.
    */
-  #readSmall(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
-    try {
-      let block = this.#blocks.find((b) => b.start <= offset && offset + length <= b.end);
-      if (!block) {
-        const end = Math.min(this.size, offset + READ_AHEAD_BLOCK);
-        const recycled = this.#blocks.length >= READ_AHEAD_BLOCKS ? this.#blocks.shift()!.bytes : new Uint8Array(READ_AHEAD_BLOCK);
-        block = { start: offset, end, bytes: recycled };
-        let done = 0;
-        while (done < end - offset) {
-          const n = readSync(this.handle.fd, recycled, done, end - offset - done, offset + done);
-          if (n === 0) throw new CorruptCheckpointError(`${this.name} ended early at byte ${offset + done} (was it truncated while being read?).`, { subject: this.name });
-          done += n;
-        }
-        this.#blocks.push(block);
+  async #readSmall(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    let block = this.#blocks.find((b) => b.start <= offset && offset + length <= b.end);
+    if (!block) block = this.#startBlock(offset);
+    if (block.loading) {
+      block.readers++;
+      try {
+        await block.loading;
+      } finally {
+        block.readers--;
       }
-      const view = block.bytes.subarray(offset - block.start, offset - block.start + length);
-      if (into) {
-        into.set(view);
-        return Promise.resolve(into);
-      }
-      return Promise.resolve(view.slice());
-    } catch (err) {
-      return Promise.reject(err);
     }
+    const view = block.bytes.subarray(offset - block.start, offset - block.start + length);
+    if (into) {
+      into.set(view);
+      return into;
+    }
+    return view.slice();
+  }
+
+  #startBlock(offset: number): CachedBlock {
+    // Evict the oldest settled blocks beyond the budget; their buffers are reused. A block still
+    // loading, or with readers about to copy out of it, is kept.
+    const free = (b: CachedBlock) => !b.loading && b.readers === 0;
+    let settled = this.#blocks.filter(free).length;
+    for (let i = 0; i < this.#blocks.length && settled >= READ_AHEAD_BLOCKS; ) {
+      if (!free(this.#blocks[i]!)) {
+        i++;
+        continue;
+      }
+      this.#spareBlocks.push(this.#blocks.splice(i, 1)[0]!.bytes);
+      settled--;
+    }
+    const end = Math.min(this.size, offset + READ_AHEAD_BLOCK);
+    const block: CachedBlock = { start: offset, end, bytes: this.#spareBlocks.pop() ?? new Uint8Array(READ_AHEAD_BLOCK), readers: 0 };
+    this.#blocks.push(block);
+    block.loading = this.#readFully(offset, end - offset, block.bytes.subarray(0, end - offset)).then(
+      () => {
+        block.loading = undefined;
+      },
+      (err: unknown) => {
+        // A failed block is forgotten, so the next read of these bytes tries again.
+        this.#blocks.splice(this.#blocks.indexOf(block), 1);
+        throw err;
+      },
+    );
+    return block;
   }
 
   async close(): Promise<void> {

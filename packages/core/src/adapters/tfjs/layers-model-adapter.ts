@@ -1,5 +1,6 @@
 import { StrictLoadError } from "../../errors.js";
-import { isTensorSource, type TensorSource } from "../../tensor/tensor-source.js";
+import { assignAll, type AssignItem } from "../../backends/backend.js";
+import { isTensorSource } from "../../tensor/tensor-source.js";
 import { isPlainObject } from "../../tree/plain.js";
 import { asOrderedDict } from "../../tree/python-values.js";
 import type { StatefulAdapter } from "../stateful-adapter.js";
@@ -43,7 +44,7 @@ export const layersModelAdapter: StatefulAdapter = {
       );
     }
     // Validate everything before the first write, so a failed load leaves the model untouched.
-    const plan: { variable: unknown; source: TensorSource; key: string }[] = [];
+    const plan: AssignItem[] = [];
     for (const p of params) {
       if (!(p.key in state)) continue;
       const v = state[p.key];
@@ -55,8 +56,8 @@ export const layersModelAdapter: StatefulAdapter = {
       if (target.shape.length !== source.shape.length || target.shape.some((d, i) => d !== source.shape[i])) {
         throw new StrictLoadError(`size mismatch for ${key}: the checkpoint has shape [${source.shape.join(", ")}], the model has [${target.shape.join(", ")}]. Load a checkpoint of the same architecture, or transform it with loadRaw's \`map\`.`, { subject: key });
       }
-      plan.push({ variable, source, key });
+      plan.push({ target: variable, source, key });
     }
-    for (const { variable, source, key } of plan) await ctx.backend.assign(variable, source, key);
+    await assignAll(ctx.backend, plan);
   },
 };

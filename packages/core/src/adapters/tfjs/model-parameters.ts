@@ -51,7 +51,19 @@ function snakeCase(name: string): string {
  */
 function isGeneratedName(layer: LayerLike): boolean {
   const cls = layer.getClassName();
-  return new RegExp(`^${escape(snakeCase(cls))}_${escape(cls)}\\d+$`).test(layer.name) || new RegExp(`^${escape(cls.toLowerCase())}\\d+$`).test(layer.name);
+  return generatedNamePatterns(cls).some((re) => re.test(layer.name));
+}
+
+/** Per class, built once: a model of thousands of layers would otherwise build two per layer per walk. */
+const patternsByClass = new Map<string, readonly RegExp[]>();
+
+function generatedNamePatterns(cls: string): readonly RegExp[] {
+  let patterns = patternsByClass.get(cls);
+  if (!patterns) {
+    patterns = [new RegExp(`^${escape(snakeCase(cls))}_${escape(cls)}\\d+$`), new RegExp(`^${escape(cls.toLowerCase())}\\d+$`)];
+    patternsByClass.set(cls, patterns);
+  }
+  return patterns;
 }
 
 function escape(s: string): string {

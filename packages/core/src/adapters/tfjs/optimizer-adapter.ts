@@ -5,11 +5,21 @@ import { isTensorSource, type TensorSource } from "../../tensor/tensor-source.js
 import { isPlainObject } from "../../tree/plain.js";
 import { asTuple, withIntKeys } from "../../tree/python-values.js";
 import type { AdapterContext, StatefulAdapter } from "../stateful-adapter.js";
-import { isTfjsVariable } from "../../backends/tfjs/tfjs-tensors.js";
+import { assignAll } from "../../backends/backend.js";
+import { isTfjsVariable, tfjsDTypeFor } from "../../backends/tfjs/tfjs-tensors.js";
 
 interface SlotVariable {
   originalName: string;
   variable: tf.Variable;
+}
+
+/** How one slot of one parameter is loaded: into the optimizer's existing variable, or a new one. */
+interface SlotPlan {
+  readonly index: number;
+  readonly key: string;
+  readonly source: TensorSource;
+  readonly originalName: string;
+  readonly reuse: SlotVariable | undefined;
 }
 
 /** How one tfjs optimizer class maps onto torch's optimizer state dict. */
@@ -177,45 +187,73 @@ export const tfjsOptimizerAdapter: StatefulAdapter = {
     const indices = [...keyOf.keys()].sort((a, b) => a - b);
     if (indices.length > 0 && params.length === 0) noModel(ctx);
 
-    // Build every new slot first; only then replace the optimizer's, so a failure changes nothing.
-    const fresh: Record<string, SlotVariable[]> = {};
+    // Check everything before reading a tensor: a failure here leaves the optimizer untouched.
+    // Slots the optimizer already has (same variable name, shape and dtype) are loaded in place,
+    // so the optimizer's memory is never held twice; only missing ones are created.
+    const plans: SlotPlan[][] = [];
     let step: number | undefined;
-    try {
-      for (const slot of spec.slots) {
-        const list: SlotVariable[] = [];
-        for (const i of indices) {
-          const entry = (sd.state as Record<string, unknown>)[keyOf.get(i)!];
-          const param = params[i];
-          const key = `${where}.state.${i}.${slot.torch}`;
-          if (!param) throw new StrictLoadError(`${key}: parameter index ${i} does not exist; the model has ${params.length} trainable parameters.`, { subject: key });
-          if (!isPlainObject(entry)) throw new StrictLoadError(`${where}.state.${i} is not an object.`, { subject: key });
-          if (step === undefined && entry.step !== undefined) step = await scalarOf(entry.step, `${where}.state.${i}.step`, ctx);
-          const source = entry[slot.torch];
-          if (source === undefined) {
-            // RMSProp keeps grad_avg only when centered, and torch omits momentum_buffer at momentum 0.
-            continue;
-          }
-          if (!isTensorSource(source)) throw new StrictLoadError(`${key} is not a tensor.`, { subject: key });
-          const target = ctx.backend.describe(param.variable);
-          if (target.shape.join() !== source.shape.join()) {
-            throw new StrictLoadError(`size mismatch for ${key}: the checkpoint has [${source.shape.join(", ")}], parameter ${param.key} has [${target.shape.join(", ")}].`, { subject: key });
-          }
-          const t = (await ctx.backend.create(source, key)) as tf.Tensor;
-          list[i] = { originalName: `${param.name}/${slot.suffix}`, variable: tf.variable(t, false) };
-          t.dispose();
+    for (const slot of spec.slots) {
+      const current = (opt[slot.field] as (SlotVariable | undefined)[] | undefined) ?? [];
+      const byName = new Map(current.filter((s): s is SlotVariable => !!s && !s.variable.isDisposed).map((s) => [s.originalName, s]));
+      const plan: SlotPlan[] = [];
+      for (const i of indices) {
+        const entry = (sd.state as Record<string, unknown>)[keyOf.get(i)!];
+        const param = params[i];
+        const key = `${where}.state.${i}.${slot.torch}`;
+        if (!param) throw new StrictLoadError(`${key}: parameter index ${i} does not exist; the model has ${params.length} trainable parameters.`, { subject: key });
+        if (!isPlainObject(entry)) throw new StrictLoadError(`${where}.state.${i} is not an object.`, { subject: key });
+        if (step === undefined && entry.step !== undefined) step = await scalarOf(entry.step, `${where}.state.${i}.step`, ctx);
+        const source = entry[slot.torch];
+        if (source === undefined) {
+          // RMSProp keeps grad_avg only when centered, and torch omits momentum_buffer at momentum 0.
+          continue;
         }
-        fresh[slot.field] = list;
+        if (!isTensorSource(source)) throw new StrictLoadError(`${key} is not a tensor.`, { subject: key });
+        const target = ctx.backend.describe(param.variable);
+        if (target.shape.join() !== source.shape.join()) {
+          throw new StrictLoadError(`size mismatch for ${key}: the checkpoint has [${source.shape.join(", ")}], parameter ${param.key} has [${target.shape.join(", ")}].`, { subject: key });
+        }
+        const originalName = `${param.name}/${slot.suffix}`;
+        const old = byName.get(originalName);
+        const fits = old && old.variable.dtype === tfjsDTypeFor(source.dtype) && old.variable.shape.join() === source.shape.join();
+        plan.push({ index: i, key, source, originalName, reuse: fits ? old : undefined });
       }
+      plans.push(plan);
+    }
+
+    // Missing slots first: if one of their records fails, nothing has changed yet.
+    const created: SlotVariable[] = [];
+    const fresh = new Map<SlotPlan, SlotVariable>();
+    try {
+      for (const plan of plans) {
+        for (const p of plan) {
+          if (p.reuse) continue;
+          const t = (await ctx.backend.create(p.source, p.key)) as tf.Tensor;
+          const s = { originalName: p.originalName, variable: tf.variable(t, false) };
+          t.dispose();
+          created.push(s);
+          fresh.set(p, s);
+        }
+      }
+      // Then the existing slots, in place; a damaged record stops here with the slots before it
+      // loaded and it and those after it untouched, as for a model's variables.
+      await assignAll(
+        ctx.backend,
+        plans.flat().flatMap((p) => (p.reuse ? [{ target: p.reuse.variable, source: p.source, key: p.key }] : [])),
+      );
     } catch (err) {
-      for (const list of Object.values(fresh)) for (const s of list) s?.variable.dispose();
+      for (const s of created) s.variable.dispose();
       throw err;
     }
 
-    for (const slot of spec.slots) {
+    spec.slots.forEach((slot, k) => {
+      const list: SlotVariable[] = [];
+      for (const p of plans[k]!) list[p.index] = p.reuse ?? fresh.get(p)!;
+      const kept = new Set(list);
       const old = (opt[slot.field] as (SlotVariable | undefined)[] | undefined) ?? [];
-      for (const s of old) s?.variable.dispose();
-      opt[slot.field] = fresh[slot.field];
-    }
+      for (const s of old) if (s && !kept.has(s)) s.variable.dispose();
+      opt[slot.field] = list;
+    });
     for (const h of spec.hyper) {
       const v = h.field === "beta1" ? (group.betas as number[] | undefined)?.[0] : h.field === "beta2" ? (group.betas as number[] | undefined)?.[1] : group[h.torch];
       if (v !== undefined && v !== null) setHyper(opt, h.field, v);
@@ -226,7 +264,10 @@ export const tfjsOptimizerAdapter: StatefulAdapter = {
       const variable = opt[name] as tf.Variable;
       const saved = extras[name];
       const v = typeof saved === "number" ? saved : derivedScalar(opt, name, iterations);
-      variable.assign(tf.scalar(v, variable.dtype));
+      // assign shares the scalar's storage; the scalar itself is disposed, or it leaks per load.
+      const t = tf.scalar(v, variable.dtype);
+      variable.assign(t);
+      t.dispose();
     }
   },
 };

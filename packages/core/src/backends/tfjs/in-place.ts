@@ -69,7 +69,7 @@ function cpuStorage(t: tf.Tensor): { values: Float32Array | Int32Array; owners: 
 }
 
 /** The variable's own storage as bytes, when it may be written in place; else undefined. */
-function ownStorage(variable: tf.Variable, source: TensorSource): Uint8Array | undefined {
+export function ownStorage(variable: tf.Variable, source: TensorSource): Uint8Array | undefined {
   if (variable.dtype !== source.dtype) return undefined;
   const storage = cpuStorage(variable);
   // Shared with another tensor, or held by an async save in flight: never written in place.

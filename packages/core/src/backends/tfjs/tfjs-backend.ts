@@ -4,7 +4,8 @@ import { itemSize } from "../../dtype.js";
 import { InvalidArgumentError } from "../../errors.js";
 import { DEFAULT_CHUNK_BYTES, numel, TENSOR_SOURCE, type TensorSource } from "../../tensor/tensor-source.js";
 import { bytesOf } from "../../tensor/typed-arrays.js";
-import type { Backend } from "../backend.js";
+import type { AssignItem, Backend } from "../backend.js";
+import { assignPipelined } from "./assign-pipeline.js";
 import { copyIntoOwnStorage, snapshotOf } from "./in-place.js";
 import { checkShape, dtypeOfTfjs, isTfjsTensor, isTfjsVariable, tfjsDTypeFor, valuesFor } from "./tfjs-tensors.js";
 
@@ -69,6 +70,11 @@ export class TfjsBackend implements Backend {
     } finally {
       fresh.dispose();
     }
+  }
+
+  /** Reads later records while earlier ones are copied into their variables (see assign-pipeline.ts). */
+  async assignAll(items: readonly AssignItem[]): Promise<void> {
+    await assignPipelined(items, ({ target, source, key }) => this.assign(target, source, key));
   }
 
   async create(source: TensorSource, key: string): Promise<tf.Tensor> {

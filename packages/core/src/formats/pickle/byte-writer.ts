@@ -5,12 +5,14 @@
  */
 
 const CHUNK = 64 * 1024;
+/** Chunks start this small and double up to CHUNK: most pickles (a tensor's record, DCP items) are a few hundred bytes. */
+const FIRST_CHUNK = 1024;
 const encoder = new TextEncoder();
 
 export class ByteWriter {
   private readonly done: Uint8Array[] = [];
   private doneBytes = 0;
-  private chunk = new Uint8Array(CHUNK);
+  private chunk = new Uint8Array(FIRST_CHUNK);
   private view = new DataView(this.chunk.buffer);
   private pos = 0;
 
@@ -26,7 +28,7 @@ export class ByteWriter {
       this.done.push(this.chunk.subarray(0, this.pos));
       this.doneBytes += this.pos;
     }
-    this.chunk = new Uint8Array(Math.max(CHUNK, n));
+    this.chunk = new Uint8Array(Math.max(Math.min(CHUNK, 2 * this.chunk.length), n));
     this.view = new DataView(this.chunk.buffer);
     this.pos = 0;
   }

@@ -5,31 +5,43 @@ import { crc32 } from "../zip/crc32.js";
 /** Unread record tails up to this size are checked at once (see `#checkShortTail`). */
 const SHORT_TAIL = 4 << 20;
 
-/** Verified reads go in pieces of this size, the next read under way while a piece is checksummed. */
+/** Long reads go in pieces of this size, checksummed as they arrive while later ones are read. */
 const PIECE = 1 << 20;
+/**
+ * Pieces in flight at once: the thread pool (warm cache) or the disk queue (cold) stays busy while
+ * the main thread checksums. More gains nothing on a 4-thread pool and only holds buffers longer.
+ */
+const AHEAD = 4;
 
 /**
- * Reads `length` bytes in pieces with one read ahead, handing each piece to `take` as it arrives
- * (while the next is being read, and while it is still in the CPU cache). At most one read is in
- * flight, and it is always awaited.
+ * Reads `length` bytes in pieces with up to {@link AHEAD} reads in flight, handing each piece to
+ * `take` in order as it arrives (while later ones are read, and while it is still in the CPU
+ * cache). Every read started is awaited before this returns or throws, so no read lands in a
+ * buffer its caller has already given back.
  */
 async function pipelined(length: number, readPiece: (at: number, n: number) => Promise<Uint8Array>, take: (bytes: Uint8Array, at: number) => void): Promise<void> {
-  if (length === 0) return;
-  let pending: Promise<Uint8Array> | undefined = readPiece(0, Math.min(PIECE, length));
-  try {
-    for (let at = 0; at < length; ) {
-      const n = Math.min(PIECE, length - at);
-      const bytes: Uint8Array = await pending!;
-      pending = undefined;
-      const next = at + n;
-      if (next < length) pending = readPiece(next, Math.min(PIECE, length - next));
-      take(bytes.subarray(0, n), at);
-      at = next;
+  const inFlight: { at: number; n: number; bytes: Promise<Uint8Array> }[] = [];
+  let issued = 0;
+  const refill = (): void => {
+    while (inFlight.length < AHEAD && issued < length) {
+      const n = Math.min(PIECE, length - issued);
+      const bytes = readPiece(issued, n);
+      // Observed in turn below; this only keeps an early failure from being reported as unhandled.
+      bytes.catch(() => {});
+      inFlight.push({ at: issued, n, bytes });
+      issued += n;
     }
-  } catch (err) {
-    // `take` threw (a CRC mismatch) with a read still under way: let it finish unobserved.
-    pending?.catch(() => {});
-    throw err;
+  };
+  try {
+    refill();
+    while (inFlight.length > 0) {
+      const { at, n, bytes } = inFlight.shift()!;
+      const got = await bytes;
+      refill();
+      take(got.subarray(0, n), at);
+    }
+  } finally {
+    if (inFlight.length > 0) await Promise.allSettled(inFlight.map((p) => p.bytes));
   }
 }
 
@@ -61,7 +73,15 @@ export class StorageRecord {
       throw new CorruptCheckpointError(`${this.name}: a tensor reads bytes [${offset}, ${offset + length}) of a record of ${this.size} bytes. The file is damaged.`, { subject: this.name });
     }
     if (!this.#verified && offset !== this.#next) await this.#verifyAll();
-    if (this.#verified) return this.source.read(this.offset + offset, length, into);
+    if (this.#verified) {
+      if (length <= PIECE * AHEAD) return this.source.read(this.offset + offset, length, into);
+      // Long unchecked reads go in pieces too: a cold disk sees a queue of requests, not one at a time.
+      const out = into ?? new Uint8Array(length);
+      await pipelined(length, (at, n) => this.source.read(this.offset + offset + at, n, out.subarray(at, at + n)), (bytes, at) => {
+        if (bytes.buffer !== out.buffer || bytes.byteOffset !== out.byteOffset + at) out.set(bytes, at);
+      });
+      return out;
+    }
     if (length <= PIECE) {
       const out = await this.source.read(this.offset + offset, length, into);
       this.#fold(out.subarray(0, length), offset);
@@ -103,10 +123,12 @@ export class StorageRecord {
   }
 
   async #verifyAll(): Promise<void> {
-    const scratch = [new Uint8Array(Math.min(PIECE, this.size)), new Uint8Array(Math.min(PIECE, Math.max(0, this.size - PIECE)))];
+    // One scratch piece per read in flight, used in turn: a piece is checksummed before the read
+    // that reuses its buffer is started.
+    const scratch = Array.from({ length: Math.min(AHEAD + 1, Math.ceil(this.size / PIECE)) }, () => new Uint8Array(Math.min(PIECE, this.size)));
     let turn = 0;
     let crc = 0;
-    await pipelined(this.size, (at, n) => this.source.read(this.offset + at, n, scratch[turn++ & 1]!.subarray(0, n)), (bytes) => {
+    await pipelined(this.size, (at, n) => this.source.read(this.offset + at, n, scratch[turn++ % scratch.length]!.subarray(0, n)), (bytes) => {
       crc = crc32(bytes, crc);
     });
     if (!this.#verified) this.#finish(crc);

@@ -47,7 +47,7 @@ const EOCD_SEARCH = EOCD_SIZE + 0xffff;
 /** torch's FB padding is under 64 + 4 bytes, so this much slack usually gets a local header in one read. */
 const LOCAL_READ_SLACK = 128;
 /** Local headers are independent small reads; a few in flight hide per-read latency. */
-const LOCAL_READ_CONCURRENCY = 16;
+const LOCAL_READ_CONCURRENCY = 64;
 const VERIFY_CHUNK = 4 << 20;
 
 const FIX_HINT = "The file is truncated or damaged; re-download it or save the checkpoint again.";

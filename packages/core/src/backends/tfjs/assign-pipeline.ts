@@ -1,0 +1,131 @@
+import * as tf from "@tensorflow/tfjs-core";
+import { SavepointError } from "../../errors.js";
+import { HostTensor, isStoredTensor } from "../../tensor/stored-tensor.js";
+import { StagingRing } from "../../tensor/staging-ring.js";
+import type { TensorSource } from "../../tensor/tensor-source.js";
+import type { AssignItem } from "../backend.js";
+import { ownStorage } from "./in-place.js";
+import { checkShape, isTfjsVariable } from "./tfjs-tensors.js";
+
+/**
+ * Loading many variables at once: while one record is copied into its variable, the next ones are
+ * already being read (and checksummed) into a reused staging ring, so the disk and the thread pool
+ * never wait for the main thread, nor it for them. Records are written out strictly in order, each
+ * only once it is complete and verified: when one fails, the variables before it hold their new
+ * values and it and those after it are untouched, as with one `assign` after another.
+ */
+
+/** The ring holds at most this much; records above half of it go through `assign` one at a time. */
+const RING_BYTES = 64 << 20;
+/** Records read ahead at most: enough to keep a disk queue full of small records. */
+const MAX_AHEAD = 32;
+/** The ring is dropped after this long unused. */
+const RING_IDLE_MS = 2000;
+
+let spare: StagingRing | undefined;
+let idleTimer: ReturnType<typeof setTimeout> | undefined;
+
+function takeRing(needed: number): StagingRing {
+  if (spare && spare.capacity >= needed) {
+    const r = spare;
+    spare = undefined;
+    return r;
+  }
+  spare = undefined;
+  // Rounded up so that loads of similar states settle on one ring.
+  return new StagingRing(Math.min(RING_BYTES, Math.ceil(needed / (1 << 20)) * (1 << 20)));
+}
+
+function giveRing(ring: StagingRing): void {
+  if (!spare || spare.capacity < ring.capacity) spare = ring;
+  if (idleTimer !== undefined) clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => {
+    spare = undefined;
+    idleTimer = undefined;
+  }, RING_IDLE_MS);
+  (idleTimer as { unref?: () => void }).unref?.();
+}
+
+/** Whether the item's record can be staged in the ring and copied into the variable's own storage. */
+function ringable(item: AssignItem): boolean {
+  const { target, source } = item;
+  return isTfjsVariable(target) && isStoredTensor(source) && !(source instanceof HostTensor) && source.byteLength > 0 && source.byteLength <= RING_BYTES / 2 && ownStorage(target, source) !== undefined;
+}
+
+interface Pending {
+  readonly index: number;
+  readonly view: Uint8Array;
+  readonly bytes: Promise<Uint8Array>;
+}
+
+/**
+ * Assigns every item in order; `assignOne` handles those the ring does not (other backends' tensors,
+ * records in memory or too big, variables whose storage is shared). Shapes are all checked first.
+ */
+export async function assignPipelined(items: readonly AssignItem[], assignOne: (item: AssignItem) => Promise<void>): Promise<void> {
+  for (const { target, source, key } of items) if (isTfjsVariable(target)) checkShape(target.shape, source.shape, key);
+  const staged = items.map(ringable);
+  let needed = 0;
+  for (let i = 0; i < items.length; i++) if (staged[i]) needed += items[i]!.source.byteLength;
+  if (needed === 0) {
+    for (const item of items) await assignOne(item);
+    return;
+  }
+  const ring = takeRing(needed);
+  const pending: Pending[] = [];
+  let next = 0;
+  const readAhead = (): void => {
+    while (pending.length < MAX_AHEAD) {
+      while (next < items.length && !staged[next]) next++;
+      if (next >= items.length) return;
+      const source = items[next]!.source as HostTensor;
+      const view = ring.take(source.byteLength);
+      if (!view) return;
+      const bytes = source.readRange(0, source.byteLength, view);
+      bytes.catch(() => {}); // awaited in turn; an early failure is not unhandled meanwhile
+      pending.push({ index: next, view, bytes });
+      next++;
+    }
+  };
+  try {
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      if (!staged[i]) {
+        await assignOne(item);
+        continue;
+      }
+      readAhead();
+      const p = pending[0]!;
+      if (p.index !== i) throw new SavepointError(`internal error: the load pipeline reached ${item.key} out of order.`, { subject: item.key });
+      const bytes = await p.bytes;
+      // A reader may hand back its own buffer instead of filling the one it was given.
+      if (bytes.buffer !== p.view.buffer || bytes.byteOffset !== p.view.byteOffset) p.view.set(bytes.subarray(0, p.view.byteLength));
+      writeInto(item.target as tf.Variable, item.source, p.view);
+      pending.shift();
+      ring.release();
+      readAhead();
+    }
+  } finally {
+    // No read may still be filling the ring when it is handed to the next load.
+    if (pending.length > 0) await Promise.allSettled(pending.map((p) => p.bytes));
+    ring.clear();
+    giveRing(ring);
+  }
+}
+
+/** Copies verified bytes into the variable's own storage, or assigns a fresh copy when that changed meanwhile. */
+function writeInto(variable: tf.Variable, source: TensorSource, bytes: Uint8Array): void {
+  const storage = ownStorage(variable, source);
+  if (storage) {
+    storage.set(bytes);
+    return;
+  }
+  // The variable was reassigned (or its storage shared) while the record was being read.
+  const copy = bytes.slice().buffer;
+  const fresh = tf.tensor(variable.dtype === "float32" ? new Float32Array(copy) : new Int32Array(copy), variable.shape, variable.dtype);
+  try {
+    variable.assign(fresh);
+  } finally {
+    fresh.dispose();
+  }
+}
