@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { SavepointError } from "../../errors.js";
 import { HostTensor, isStoredTensor } from "../../tensor/stored-tensor.js";
+import { IdleSpare } from "../../tensor/idle-spare.js";
 import { StagingRing } from "../../tensor/staging-ring.js";
 import type { TensorSource } from "../../tensor/tensor-source.js";
 import type { AssignItem } from "../backend.js";
@@ -22,28 +23,11 @@ const MAX_AHEAD = 32;
 /** The ring is dropped after this long unused. */
 const RING_IDLE_MS = 2000;
 
-let spare: StagingRing | undefined;
-let idleTimer: ReturnType<typeof setTimeout> | undefined;
+const rings = new IdleSpare<StagingRing>(RING_IDLE_MS, (r) => r.capacity);
 
+/** A ring for `needed` bytes (rounded up so that loads of similar states settle on one ring). */
 function takeRing(needed: number): StagingRing {
-  if (spare && spare.capacity >= needed) {
-    const r = spare;
-    spare = undefined;
-    return r;
-  }
-  spare = undefined;
-  // Rounded up so that loads of similar states settle on one ring.
-  return new StagingRing(Math.min(RING_BYTES, Math.ceil(needed / (1 << 20)) * (1 << 20)));
-}
-
-function giveRing(ring: StagingRing): void {
-  if (!spare || spare.capacity < ring.capacity) spare = ring;
-  if (idleTimer !== undefined) clearTimeout(idleTimer);
-  idleTimer = setTimeout(() => {
-    spare = undefined;
-    idleTimer = undefined;
-  }, RING_IDLE_MS);
-  (idleTimer as { unref?: () => void }).unref?.();
+  return rings.take(Math.min(needed, RING_BYTES), () => new StagingRing(Math.min(RING_BYTES, Math.ceil(needed / (1 << 20)) * (1 << 20))));
 }
 
 /** Whether the item's record can be staged in the ring and copied into the variable's own storage. */
@@ -109,7 +93,7 @@ export async function assignPipelined(items: readonly AssignItem[], assignOne: (
     // No read may still be filling the ring when it is handed to the next load.
     if (pending.length > 0) await Promise.allSettled(pending.map((p) => p.bytes));
     ring.clear();
-    giveRing(ring);
+    rings.give(ring);
   }
 }
 

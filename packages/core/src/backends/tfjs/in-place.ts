@@ -4,6 +4,7 @@ import type { DType } from "../../dtype.js";
 import { isPinned } from "../../tensor/staging-pool.js";
 import { HostTensor, isStoredTensor } from "../../tensor/stored-tensor.js";
 import type { TensorSource } from "../../tensor/tensor-source.js";
+import { IdleSpare } from "../../tensor/idle-spare.js";
 
 /**
  * Loading into a variable of tfjs's CPU backend without allocating: the record is read (and its
@@ -22,30 +23,15 @@ export const IN_PLACE_MAX_BYTES = 64 << 20;
 /** Staging buffers are dropped after this long unused. */
 const STAGING_IDLE_MS = 2000;
 
-let spare: Uint8Array | undefined;
-let idleTimer: ReturnType<typeof setTimeout> | undefined;
+const spares = new IdleSpare<Uint8Array>(STAGING_IDLE_MS, (b) => b.byteLength);
 
 function takeStaging(size: number): Uint8Array {
-  if (spare && spare.byteLength >= size) {
-    const s = spare;
-    spare = undefined;
-    return s;
-  }
-  spare = undefined;
   // Grow in powers of two so a model's mix of sizes settles on one buffer quickly.
-  let n = 1 << 16;
-  while (n < size) n *= 2;
-  return new Uint8Array(Math.min(n, IN_PLACE_MAX_BYTES));
-}
-
-function giveStaging(buf: Uint8Array): void {
-  if (!spare || spare.byteLength < buf.byteLength) spare = buf;
-  if (idleTimer !== undefined) clearTimeout(idleTimer);
-  idleTimer = setTimeout(() => {
-    spare = undefined;
-    idleTimer = undefined;
-  }, STAGING_IDLE_MS);
-  (idleTimer as { unref?: () => void }).unref?.();
+  return spares.take(size, () => {
+    let n = 1 << 16;
+    while (n < size) n *= 2;
+    return new Uint8Array(Math.min(n, IN_PLACE_MAX_BYTES));
+  });
 }
 
 interface CpuBackendLike {
@@ -133,6 +119,6 @@ export async function copyIntoOwnStorage(variable: tf.Variable, source: TensorSo
     storage.set(bytes.subarray(0, source.byteLength));
     return true;
   } finally {
-    giveStaging(staging);
+    spares.give(staging);
   }
 }
