@@ -48,7 +48,7 @@ export interface FSDPStrategyOptions extends DistributedStrategyOptions {
   /**
    * `"sharded"`: a folder as Lightning's FSDP strategy writes it (torch DCP `.metadata`, one
    * `__R_0.distcp` per rank written in parallel, `meta.pt`). `"full"`: one torch file gathered on
-   * rank 0, one tensor at a time. Loading reads either kind, saved by any number of ranks.
+   * rank 0 piece by piece (the write's chunk size) as it is written. Loading reads either kind, saved by any number of ranks.
    * @default "sharded"
    */
   stateDictType?: StateDictType;
@@ -65,8 +65,8 @@ export interface FSDPStrategyOptions extends DistributedStrategyOptions {
  *   in parallel, rank 0 writes `meta.pt` (everything that is not model or optimizer state) and,
  *   last, the DCP `.metadata` that makes the folder a checkpoint. The folder is written beside
  *   the target and renamed into place, so a save that dies leaves the previous checkpoint.
- * - `stateDictType: "full"`: rank 0 writes one torch file, gathering each tensor from the ranks
- *   when the writer reaches it (rank 0 holds one tensor at a time).
+ * - `stateDictType: "full"`: rank 0 writes one torch file, gathering each piece of a tensor from the
+ *   ranks as the writer reads it (rank 0 holds one piece at a time, never a whole weight).
  *
  * Loading takes either kind, written by any number of ranks: each rank reads only the bytes of its
  * rows (the chunks of a sharded checkpoint that overlap them). Unlike Lightning, `strict: false`

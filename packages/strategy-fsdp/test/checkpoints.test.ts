@@ -177,7 +177,8 @@ describe("FSDP checkpoints: the folder", () => {
 });
 
 describe("FSDP checkpoints: full save", () => {
-  it("gathers on rank 0 one tensor at a time while writing: no gather holds more than the largest tensor", async () => {
+  /** Saves a trained 2-rank model as one full file, recording the bytes of every gather rank 0 receives. */
+  async function fullSave(chunkBytes?: number) {
     const io = new MemoryIO();
     const group = createLocalGroup(2, { timeoutMs: 5000 });
     const gathered: { tag: string; bytes: number }[] = [];
@@ -195,17 +196,33 @@ describe("FSDP checkpoints: full save", () => {
     };
     const rs = [spy, group[1]!].map((collective) => {
       const strategy = new FSDPStrategy({ collective, stateDictType: "full" });
-      return { strategy, fabric: new Fabric({ strategy, io }), model: strategy.setupModule(wide(1)), optimizer: tf.train.adam(0.01) };
+      return { strategy, fabric: new Fabric({ strategy, io, chunkBytes }), model: strategy.setupModule(wide(1)), optimizer: tf.train.adam(0.01) };
     });
     await train(rs, 0, 1, 64, 8);
     await Promise.all(rs.map((r) => r.fabric.save("full.ckpt", { model: r.model, optimizer: r.optimizer })));
+    await Promise.all(group.map((c) => c.close?.()));
+    return { io, gathered, models: rs.map((r) => r.model) };
+  }
+
+  it("gathers on rank 0 one tensor at a time while writing: no gather holds more than the largest tensor", async () => {
+    const { io, gathered } = await fullSave();
     // 4 sharded weights, each with its Adam moments: 12 gathers, the largest the 64 × 256 kernel.
     expect(gathered.length).toBe(12);
     expect(Math.max(...gathered.map((g) => g.bytes))).toBe(64 * 256 * 4);
     const raw = (await new Fabric({ io }).load("full.ckpt")) as Record<string, any>;
     expect(raw.model["dense.kernel"].shape).toEqual([64, 256]);
     expect(Object.keys(raw.optimizer.state)).toEqual(["dense.kernel", "dense.bias", "dense_1.kernel", "dense_1.bias"]);
-    await Promise.all(group.map((c) => c.close?.()));
+  });
+
+  it("gathers a tensor larger than the write chunk in pieces of the chunk, never whole", async () => {
+    const { io, gathered, models } = await fullSave(4096);
+    // The 64 × 256 kernel (64 KiB) and its two moments come in 16 pieces each.
+    expect(Math.max(...gathered.map((g) => g.bytes))).toBe(4096);
+    expect(gathered.filter((g) => g.tag.endsWith("gather model/dense.kernel")).length).toBe(16);
+    const raw = (await new Fabric({ io }).load("full.ckpt")) as Record<string, any>;
+    // The file holds the ranks' rows in order: rank 0's, then rank 1's.
+    const rows = models.flatMap((m) => Array.from(m.parameter("dense.kernel")!.local.dataSync()));
+    expect(Array.from(new Float32Array((await raw.model["dense.kernel"].bytes()).buffer))).toEqual(rows);
   });
 });
 
