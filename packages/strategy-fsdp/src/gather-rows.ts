@@ -40,10 +40,16 @@ export async function gatherRows(collective: Collective, tag: string, weights: r
     for (let j = 0; j < pieces; j++) units.push({ weight: i, piece: j, pieces, bytes: bytes / pieces });
   });
   const batches: (typeof units)[] = [];
+  let filled = 0; // bytes in the last batch
   for (const u of units) {
     const last = batches[batches.length - 1];
-    if (last && last.reduce((n, x) => n + x.bytes, 0) + u.bytes <= batchBytes) last.push(u);
-    else batches.push([u]);
+    if (last && filled + u.bytes <= batchBytes) {
+      last.push(u);
+      filled += u.bytes;
+    } else {
+      batches.push([u]);
+      filled = u.bytes;
+    }
   }
   for (let b = 0; b < batches.length; b++) {
     const batch = batches[b]!;
