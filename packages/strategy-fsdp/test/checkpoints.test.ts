@@ -67,7 +67,7 @@ describe("FSDP checkpoints: resharding", () => {
   it("a sharded checkpoint holds Lightning's layout: one __R_0.distcp per rank with its rows (dim-0 chunks), meta.pt, .metadata", async () => {
     const io = new MemoryIO();
     await trainedAndSaved(io, "ck/x", "sharded");
-    expect([...io.files.keys()].filter((k) => k.startsWith("ck/")).sort()).toEqual(["ck/x/.metadata", "ck/x/__0_0.distcp", "ck/x/__1_0.distcp", "ck/x/meta.pt"]);
+    expect([...io.files.keys()].filter((k) => k.startsWith("ck/")).sort()).toEqual(["ck/x/.metadata", "ck/x/.metadata.crc32", "ck/x/__0_0.distcp", "ck/x/__1_0.distcp", "ck/x/meta.pt"]);
     const md = readDcpMetadata(io.files.get("ck/x/.metadata")!, { where: ".metadata", folder: "ck/x", safe: "strict" });
     const kernel = md.items.get("model.dense.kernel") as DcpTensorItem;
     expect(kernel.size).toEqual([6, 5]);
@@ -134,7 +134,7 @@ describe("FSDP checkpoints: the folder", () => {
     await Promise.all(three.map((r) => r.fabric.save("ck/x", { model: r.model })));
     const two = ranks(2, io, () => mlp(2));
     await Promise.all(two.map((r) => r.fabric.save("ck/x/", { model: r.model })));
-    expect([...io.files.keys()].sort()).toEqual(["ck/x/.metadata", "ck/x/__0_0.distcp", "ck/x/__1_0.distcp", "ck/x/meta.pt"]);
+    expect([...io.files.keys()].sort()).toEqual(["ck/x/.metadata", "ck/x/.metadata.crc32", "ck/x/__0_0.distcp", "ck/x/__1_0.distcp", "ck/x/meta.pt"]);
     const one = ranks(1, io, () => mlp(9));
     await one[0]!.fabric.load("ck/x", { model: one[0]!.model });
     expect(fullState(one)["model:dense.kernel"]).toEqual(fullState(two)["model:dense.kernel"]);
@@ -147,7 +147,7 @@ describe("FSDP checkpoints: the folder", () => {
       const group = ranks(2, mem, () => mlp(seed)).map((r) => ({ ...r, fabric: new Fabric({ strategy: r.strategy, io: noRename }) }));
       await Promise.all(group.map((r) => r.fabric.save("p", { model: r.model })));
     }
-    expect([...mem.files.keys()].sort()).toEqual(["p/.metadata", "p/__0_0.distcp", "p/__1_0.distcp", "p/meta.pt"]);
+    expect([...mem.files.keys()].sort()).toEqual(["p/.metadata", "p/.metadata.crc32", "p/__0_0.distcp", "p/__1_0.distcp", "p/meta.pt"]);
     const one = ranks(1, mem, () => mlp(9));
     await one[0]!.fabric.load("p", { model: one[0]!.model });
     expect(mlpWeights(one[0]!)).toEqual(mlp(2).weights.map((w) => Array.from(w.read().dataSync() as Float32Array)));

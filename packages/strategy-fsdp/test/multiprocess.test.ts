@@ -64,7 +64,7 @@ describe("FSDP across processes started by `savepoint run`", () => {
   it("2 processes train and save sharded and full; 1, 2 and 4 processes resume each: model and optimizer state equal the 2-process run's, bit for bit", async () => {
     const first = await launch(2, "first", dir, join(dir, "first"));
     expect(first.code, first.stderr).toBe(0);
-    expect(readdirSync(join(dir, "sharded")).sort()).toEqual([".metadata", "__0_0.distcp", "__1_0.distcp", "meta.pt"]);
+    expect(readdirSync(join(dir, "sharded")).sort()).toEqual([".metadata", ".metadata.crc32", "__0_0.distcp", "__1_0.distcp", "meta.pt"]);
     const saved = assemble(reports(join(dir, "first")).map((r) => r.saved));
     expect(Object.keys((saved as { rows: object }).rows).length).toBe(12);
     for (const n of [1, 2, 4]) {

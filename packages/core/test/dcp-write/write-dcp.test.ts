@@ -6,7 +6,7 @@ import { checkDcpTarget, dcpStagingFolder, discardDcpFolder, interruptedDcpSwap,
 import { flattenStateDict } from "../../src/formats/dcp/flatten-state.js";
 import { readDcpMetadata } from "../../src/formats/dcp/read-dcp-metadata.js";
 import { rangeSource } from "../../src/io/range-source.js";
-import { asTuple, CheckpointWriteError, Fabric, HostTensor, InvalidArgumentError, isStoredTensor, MemoryIO, type StoredTensor } from "../../src/index.js";
+import { asTuple, CheckpointWriteError, CorruptCheckpointError, Fabric, HostTensor, InvalidArgumentError, isStoredTensor, MemoryIO, type StoredTensor } from "../../src/index.js";
 import { boxBytes } from "../dcp/dcp-builder.js";
 
 const weight = HostTensor.fromValues("float32", [5, 3], Array.from({ length: 15 }, (_, i) => i * 0.5 - 3));
@@ -58,6 +58,30 @@ describe("DCP writer", () => {
     expect(Buffer.from(await (tree.model.weight as StoredTensor).bytes())).toEqual(Buffer.from(weight.raw));
     expect(isStoredTensor(tree.model.ids) && (await tree.model.ids.data())).toEqual(BigInt64Array.from([1n, -2n, 3n, 1n << 40n]));
     expect(tree.optimizer.param_groups[0]).toEqual({ lr: 0.01, betas: [0.9, 0.99] });
+  });
+
+  it("writes .metadata.crc32 before .metadata; a flipped metadata byte fails the load naming it, a folder without the file loads", async () => {
+    const io = new MemoryIO();
+    const order: string[] = [];
+    const openWrite = io.openWrite.bind(io);
+    io.openWrite = async (path: string) => (order.push(path), openWrite(path));
+    await writeDcpMetadata(assembleDcpMetadata(await writeThreeRanks(io, "ck"), { plannerData: planned }), { io, folder: "ck" });
+    expect(order.slice(-2)).toEqual(["ck/.metadata.crc32", "ck/.metadata"]);
+    const good = io.files.get("ck/.metadata")!;
+    expect(new TextDecoder().decode(io.files.get("ck/.metadata.crc32")!)).toMatch(/^[0-9a-f]{8}\n$/);
+    // A flip anywhere in the pickle, even one that still decodes, is caught.
+    for (const at of [20, Math.floor(good.length / 2), good.length - 3]) {
+      const bad = good.slice();
+      bad[at]! ^= 0x01;
+      io.files.set("ck/.metadata", bad);
+      await expect(new Fabric({ io }).load("ck")).rejects.toThrow(CorruptCheckpointError);
+      await expect(new Fabric({ io }).load("ck")).rejects.toThrow(/ck\/\.metadata is damaged: its CRC-32 is [0-9a-f]{8} but \.metadata\.crc32 beside it records/);
+    }
+    io.files.set("ck/.metadata", good);
+    expect(((await new Fabric({ io }).load("ck")) as Record<string, any>).optimizer.param_groups[0].lr).toBe(0.01);
+    // torch and Lightning write no such file: their folders load unchecked.
+    io.files.delete("ck/.metadata.crc32");
+    expect(((await new Fabric({ io }).load("ck")) as Record<string, any>).optimizer.param_groups[0].lr).toBe(0.01);
   });
 
   it("refuses metadata whose chunks do not cover a tensor, items written twice or never, and chunks outside their tensor", async () => {

@@ -4,10 +4,11 @@
  * padding or an unchecked field) or throw CorruptCheckpointError / UnsupportedFormatError naming
  * the file, within one second, with bounded memory.
  *
- * torch zip files carry a CRC32 per record, and safetensors files savepoint writes carry CRC-32s of
- * their header and every tensor in `__metadata__`; both are checked by default, so for them a
+ * torch zip files carry a CRC32 per record, safetensors files savepoint writes carry CRC-32s of
+ * their header and every tensor in `__metadata__`, and DCP folders savepoint writes carry zip items
+ * and a CRC-32 of `.metadata` in `.metadata.crc32`; all are checked by default, so for them a
  * silently changed value fails the test. Foreign safetensors files (the fixtures), legacy torch
- * files, tfjs shards and DCP's `.metadata` carry no checksum at all: a flip in their data is
+ * files, tfjs shards and the `.metadata` of foreign DCP folders carry no checksum at all: a flip in their data is
  * undetectable by design, so for them silent changes are counted and reported, and only the
  * error contract is enforced. Our safetensors files (single and sharded) are also damaged at every
  * byte and cut at every length, with and without `verify`.
@@ -29,6 +30,8 @@ import {
   type StoredTensor,
 } from "../../src/index.js";
 import { crc32 } from "../../src/formats/zip/crc32.js";
+import { assembleDcpMetadata, writeDcpMetadata } from "../../src/formats/dcp/write-dcp-metadata.js";
+import { writeDcpShard } from "../../src/formats/dcp/write-dcp-shard.js";
 import { defaultFormats } from "../../src/formats/default-formats.js";
 import { safetensorsIndexFormatWith } from "../../src/formats/safetensors-index/safetensors-index-format.js";
 import { FIXTURES, flatten } from "../helpers/fixtures.js";
@@ -100,6 +103,22 @@ function walk(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
 }
 
+/** A sharded (DCP) folder as two ranks write it (each rank's rows of a weight, a value, the metadata); its files. */
+async function writeOurDcp(io: MemoryIO, folder: string): Promise<Map<string, Uint8Array>> {
+  const w = HostTensor.fromValues("float32", [6, 4], Array.from({ length: 24 }, (_, i) => i / 8 - 1));
+  const rows = (r: number) => new HostTensor("float32", [3, 4], w.raw.slice(r * 48, (r + 1) * 48));
+  const written = await Promise.all(
+    [0, 1].map((r) =>
+      writeDcpShard(
+        [{ kind: "tensor", key: "model.w", size: [6, 4], offsets: [3 * r, 0], source: rows(r) }, ...(r === 0 ? [{ kind: "bytes" as const, key: "model.step", value: 1234 }] : [])],
+        { io, folder, file: `__${r}_0.distcp`, chunkBytes: 1 << 20 },
+      ),
+    ),
+  );
+  await writeDcpMetadata(assembleDcpMetadata(written, { plannerData: new Map([["model.w", ["model", "w"]], ["model.step", ["model", "step"]]]) }), { io, folder });
+  return new Map([...io.files].filter(([k]) => k.startsWith(`${folder}/`)));
+}
+
 async function ourFiles(): Promise<Subject[]> {
   await useCpu();
   const io = new MemoryIO();
@@ -118,7 +137,9 @@ async function ourFiles(): Promise<Subject[]> {
   };
   await fabric.save("ours/all.ckpt", state);
   await fabric.save("ours/all.safetensors", { model, step: 1234, hparams: state.hparams, half: state.half });
+  const sharded = await writeOurDcp(io, "ours/sharded");
   return [
+    { name: "ours/sharded/", load: "ours/sharded", files: sharded, checksummed: true },
     { name: "ours/all.ckpt", load: "ours/all.ckpt", files: new Map([["ours/all.ckpt", io.files.get("ours/all.ckpt")!]]), checksummed: true },
     { name: "ours/all.safetensors", load: "ours/all.safetensors", files: new Map([["ours/all.safetensors", io.files.get("ours/all.safetensors")!]]), checksummed: true },
   ];
@@ -229,7 +250,7 @@ describe("random damage to our files and the fixtures", () => {
     expect(stats.peakArrayBuffers).toBeLessThan(512 << 20);
   }, 240_000);
 
-  it("our safetensors files, single and sharded: every byte flipped and every cut refused or harmless; without verify some load different values", async () => {
+  it("our safetensors files (single and sharded) and DCP folders: every byte flipped and every cut refused or harmless; without verify some load different values", async () => {
     await useCpu();
     const io = new MemoryIO();
     const fabric = new Fabric({ io, formats: FORMATS });
@@ -245,6 +266,8 @@ describe("random damage to our files and the fixtures", () => {
       // The index itself carries no checksum (it is Hugging Face's format); its shards do.
       { s: { name: "st/sharded/", load: "st/sharded/model.safetensors.index.json", files: pick("st/sharded/"), checksummed: true }, targets: shards },
     ];
+    const dcp = await writeOurDcp(io, "st/dcp");
+    cases.push({ s: { name: "st/dcp/", load: "st/dcp", files: dcp, checksummed: true }, targets: [...dcp.keys()] });
     const rand = mulberry32(SEED);
     const counts = { verified: { loads: 0, refused: 0, same: 0 }, unverified: { silent: 0 } };
     const failures: string[] = [];
@@ -275,7 +298,7 @@ describe("random damage to our files and the fixtures", () => {
       }
     }
     console.log(
-      `[corruption] our safetensors, every byte flipped and every cut: ${counts.verified.loads} loads, ${counts.verified.refused} refused, ${counts.verified.same} unchanged, ` +
+      `[corruption] our safetensors and DCP files, every byte flipped and every cut: ${counts.verified.loads} loads, ${counts.verified.refused} refused, ${counts.verified.same} unchanged, ` +
         `0 allowed silently different; the same damage with verify: false loads ${counts.unverified.silent} silently different.`,
     );
     expect(failures.slice(0, 20), `${failures.length} failures`).toEqual([]);

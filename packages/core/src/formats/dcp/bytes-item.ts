@@ -14,11 +14,15 @@ const PICKLE_PROTO = 0x80;
  * The value of a DCP bytes item (optimizer hyper-parameters, Megatron's extra state): DCP
  * `torch.save`s such values into the file, so a torch zip is decoded with the torch reader and a
  * bare pickle with the same allow-list; anything else (a `BytesIO` a module saved itself) stays
- * the bytes it is.
+ * the bytes it is. In a folder savepoint wrote (`zipOnly`: its metadata checksum was verified),
+ * every item is a torch zip, so anything else is damage, not raw bytes.
  */
-export async function readBytesItem(segment: ByteSource, options: { where: string; safe: SafetyMode; verify: boolean }): Promise<unknown> {
+export async function readBytesItem(segment: ByteSource, options: { where: string; safe: SafetyMode; verify: boolean; zipOnly?: boolean }): Promise<unknown> {
   const bytes = await segment.read(0, segment.size);
   if (ZIP_MAGIC.every((b, i) => bytes[i] === b)) return readTorchZip(segment, options);
+  if (options.zipOnly) {
+    throw new CorruptCheckpointError(`${options.where} is damaged: savepoint wrote it as a torch zip, but it does not start like one. Restore the checkpoint folder from a copy.`, { subject: options.where });
+  }
   if (bytes[0] === PICKLE_PROTO) {
     const numpy = numpyGlobals(options.where);
     try {

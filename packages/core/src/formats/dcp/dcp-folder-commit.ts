@@ -29,8 +29,8 @@ export function dcpStagingFolder(target: string, saveId: string): string {
   return sibling(target, STAGING, saveId);
 }
 
-/** What a DCP checkpoint folder holds: its metadata, the ranks' files, Lightning's meta.pt, temporaries. */
-const DCP_ENTRY = /^(\.metadata|meta\.pt|__\d+_\d+\.distcp|\..*savepoint-tmp-.*)$/;
+/** What a DCP checkpoint folder holds: its metadata (and savepoint's checksum of it), the ranks' files, Lightning's meta.pt, temporaries. */
+const DCP_ENTRY = /^(\.metadata|\.metadata\.crc32|meta\.pt|__\d+_\d+\.distcp|\..*savepoint-tmp-.*)$/;
 
 /**
  * Refuses a target that a checkpoint folder must not replace: a file, or a folder holding

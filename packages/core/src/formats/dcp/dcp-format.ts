@@ -11,6 +11,7 @@ import { chunkBytes } from "./dcp-chunk.js";
 import { DCP_METADATA_FILE, LIGHTNING_META_FILE, type DcpItem, type DcpStorageLocation } from "./dcp-metadata.js";
 import { nestKeys } from "./nest-keys.js";
 import { readDcpMetadata } from "./read-dcp-metadata.js";
+import { checkMetadataChecksum, DCP_METADATA_CRC_FILE } from "./metadata-checksum.js";
 
 /**
  * A torch.distributed.checkpoint directory, as Lightning's FSDP/ModelParallel strategies and
@@ -29,7 +30,9 @@ export const dcpFormat: Format = {
   async read(ctx: FormatReadContext): Promise<unknown> {
     const where = joinPath(ctx.path, DCP_METADATA_FILE);
     const mdSource = await ctx.open(DCP_METADATA_FILE);
-    const md = readDcpMetadata(await mdSource.read(0, mdSource.size), { where, folder: ctx.path, safe: ctx.safe });
+    const mdBytes = await mdSource.read(0, mdSource.size);
+    const ours = ctx.verify && (await checkMetadataChecksum(mdBytes, where, () => ctx.open(DCP_METADATA_CRC_FILE)));
+    const md = readDcpMetadata(mdBytes, { where, folder: ctx.path, safe: ctx.safe });
 
     // Every file is opened and every range checked against its size now, so a missing or truncated
     // file fails at load rather than at the first touch of a tensor. A chunk's length is checked
@@ -56,7 +59,7 @@ export const dcpFormat: Format = {
         if (item.kind === "bytes") {
           const source = await open(item.key, item.storage);
           const segment = rangeSource(source, item.storage.offset, item.storage.length, `${source.name}[${item.storage.offset}:${item.storage.offset + item.storage.length}] ("${item.key}")`);
-          return [path, await readBytesItem(segment, { where: segment.name, ...options })];
+          return [path, await readBytesItem(segment, { where: segment.name, ...options, zipOnly: ours })];
         }
         const chunks = await Promise.all(
           item.chunks.map(async (c) => ({ offsets: c.offsets, sizes: c.sizes, read: chunkBytes(await open(item.key, c.storage), c, item.dtype, item.key, options) })),

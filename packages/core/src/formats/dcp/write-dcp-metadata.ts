@@ -7,6 +7,7 @@ import { markNewObj } from "../pickle/newobj-mark.js";
 import { pickle } from "../pickle/pickler.js";
 import { DCP_METADATA_FILE, type DcpChunk, type DcpItem, type DcpMetadata, type DcpStorageLocation } from "./dcp-metadata.js";
 import { checkDcpCover } from "./dcp-cover.js";
+import { DCP_METADATA_CRC_FILE, metadataChecksum } from "./metadata-checksum.js";
 import type { DcpWrittenItem } from "./write-dcp-shard.js";
 
 /** DCP's metadata version as torch 2.x writes it. */
@@ -147,13 +148,19 @@ function compareStorage(a: PyObject, b: PyObject): number {
 
 /**
  * Commits a DCP checkpoint: writes `.metadata` into `folder` (atomically, through the IO's
- * temporary-then-rename). Call it last, once every rank's file is complete: until it exists the
- * folder is not a checkpoint.
+ * temporary-then-rename), preceded by `.metadata.crc32`, its checksum. Call it last, once every
+ * rank's file is complete: until `.metadata` exists the folder is not a checkpoint.
  */
 export async function writeDcpMetadata(md: DcpMetadata, options: { io: CheckpointIO; folder: string }): Promise<void> {
   const path = joinPath(options.folder, DCP_METADATA_FILE);
   const bytes = encodeDcpMetadata(md, path);
-  const out = await options.io.openWrite(path);
+  // The checksum first: the metadata commits the folder, and must never be there without it.
+  await writeWhole(options.io, joinPath(options.folder, DCP_METADATA_CRC_FILE), metadataChecksum(bytes));
+  await writeWhole(options.io, path, bytes);
+}
+
+async function writeWhole(io: CheckpointIO, path: string, bytes: Uint8Array): Promise<void> {
+  const out = await io.openWrite(path);
   try {
     await out.write(bytes);
     await out.commit();
