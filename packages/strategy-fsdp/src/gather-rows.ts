@@ -1,4 +1,6 @@
-import { InvalidArgumentError, numel, type Collective } from "@savepoint/core";
+import { open, rm } from "node:fs/promises";
+import { InvalidArgumentError, numel, SavepointError, type Collective } from "@savepoint/core";
+import { exchangeFile } from "./file-exchange.js";
 import { rangeElements, rowRange } from "./shard-rows.js";
 
 /** A typed array of a weight's elements. */
@@ -24,14 +26,107 @@ function pieceBounds(rowsElements: number, piece: number, pieces: number): [numb
   return [Math.floor((rowsElements * piece) / pieces), Math.floor((rowsElements * (piece + 1)) / pieces)];
 }
 
+/** Options of {@link gatherRows}. */
+export interface GatherOptions {
+  /** The most bytes one all-gather carries. @default GATHER_BATCH_BYTES */
+  readonly batchBytes?: number;
+  /** Pass the rows through files every rank can read (see `filesReachEveryRank`). @default false */
+  readonly throughFiles?: boolean;
+}
+
+/** File reads and writes go in pieces of this size (one call cannot move 2 GiB). */
+const FILE_PIECE = 64 << 20;
+
 /**
  * Every rank's rows of each weight, put together into the full weights (a collective operation:
- * every rank calls it with the same weights in the same order). Bounded messages: at most
- * `batchBytes` per all-gather.
+ * every rank calls it with the same weights in the same order). Through files when the ranks can
+ * read each other's, else through the collective in bounded messages (at most `batchBytes` each).
  */
-export async function gatherRows(collective: Collective, tag: string, weights: readonly RowsToGather[], batchBytes = GATHER_BATCH_BYTES): Promise<HostArray[]> {
-  const world = collective.worldSize;
+export async function gatherRows(collective: Collective, tag: string, weights: readonly RowsToGather[], options: GatherOptions = {}): Promise<HostArray[]> {
   const wholes = weights.map((w) => new (w.rows.constructor as new (n: number) => HostArray)(numel(w.shape)));
+  if (options.throughFiles) await gatherThroughFiles(collective, tag, weights, wholes);
+  else await gatherThroughCollective(collective, tag, weights, wholes, options.batchBytes ?? GATHER_BATCH_BYTES);
+  return wholes;
+}
+
+/** Where rank `r`'s rows of weight `w` go in the whole weight, as bytes. */
+function rowsBytes(w: RowsToGather, r: number, world: number, whole: HostArray): Uint8Array {
+  const range = rowRange(w.shape[0]!, r, world);
+  const per = rangeElements(w.shape, { start: 0, rows: 1 }) * whole.BYTES_PER_ELEMENT;
+  return new Uint8Array(whole.buffer, whole.byteOffset + range.start * per, range.rows * per);
+}
+
+/** The message each rank sends when passing rows through files: its file and how many elements of each weight it holds. */
+type FileOffer = { file: string; elements: number[] } | { error: string };
+
+/**
+ * Each rank writes its rows of every weight, one after another, into a file of its own; the
+ * ranks swap the file names (and row counts, checked before anything is read), each reads the
+ * others' files into the whole weights, and removes its own once every rank has read it.
+ */
+async function gatherThroughFiles(collective: Collective, tag: string, weights: readonly RowsToGather[], wholes: HostArray[]): Promise<void> {
+  const { rank, worldSize: world } = collective;
+  const mine = exchangeFile();
+  let offer: FileOffer = { file: mine, elements: weights.map((w) => w.rows.length) };
+  try {
+    const out = await open(mine, "w");
+    try {
+      for (const w of weights) {
+        const bytes = new Uint8Array(w.rows.buffer, w.rows.byteOffset, w.rows.byteLength);
+        for (let at = 0; at < bytes.byteLength; at += FILE_PIECE) await out.write(bytes.subarray(at, at + FILE_PIECE));
+      }
+    } finally {
+      await out.close();
+    }
+  } catch (err) {
+    offer = { error: `rank ${rank} could not write its rows to ${mine}: ${(err as Error).message}` };
+  }
+  try {
+    const offers = await collective.allGather<FileOffer>(`${tag}: rows in files`, offer);
+    try {
+      const failed = offers.find((o): o is { error: string } => "error" in o);
+      if (failed) throw new SavepointError(`gathering weights (${tag}): ${failed.error}.`);
+      // Every rank must hold the rows the split gives it, or the files would be read wrongly.
+      offers.forEach((o, r) => {
+        weights.forEach((w, i) => {
+          const expected = rangeElements(w.shape, rowRange(w.shape[0]!, r, world));
+          const held = (o as { elements: number[] }).elements[i];
+          if (held !== expected) throw new InvalidArgumentError(`gathering ${w.key}: rank ${r} holds ${held ?? "no"} elements of it, ${expected} expected. Every rank must wrap the same model.`, { subject: w.key });
+        });
+      });
+      for (let r = 0; r < world; r++) {
+        if (r === rank) {
+          weights.forEach((w, i) => rowsBytes(w, r, world, wholes[i]!).set(new Uint8Array(w.rows.buffer, w.rows.byteOffset, w.rows.byteLength)));
+          continue;
+        }
+        const file = (offers[r] as { file: string }).file;
+        const input = await open(file, "r");
+        try {
+          let at = 0;
+          for (let i = 0; i < weights.length; i++) {
+            const into = rowsBytes(weights[i]!, r, world, wholes[i]!);
+            for (let done = 0; done < into.byteLength; ) {
+              const { bytesRead } = await input.read(into, done, Math.min(FILE_PIECE, into.byteLength - done), at);
+              if (bytesRead === 0) throw new SavepointError(`gathering ${weights[i]!.key}: rank ${r}'s file ${file} ends early (removed or truncated while being read).`, { subject: weights[i]!.key });
+              done += bytesRead;
+              at += bytesRead;
+            }
+          }
+        } finally {
+          await input.close();
+        }
+      }
+    } finally {
+      // No file is removed while another rank may still be reading it.
+      await collective.barrier(`${tag}: rows read`);
+    }
+  } finally {
+    await rm(mine, { force: true });
+  }
+}
+
+async function gatherThroughCollective(collective: Collective, tag: string, weights: readonly RowsToGather[], wholes: HostArray[], batchBytes: number): Promise<void> {
+  const world = collective.worldSize;
   // Units of work: piece j of k of weight i, each at most batchBytes in total over the ranks.
   const units: { weight: number; piece: number; pieces: number; bytes: number }[] = [];
   weights.forEach((w, i) => {
@@ -74,5 +169,4 @@ export async function gatherRows(collective: Collective, tag: string, weights: r
       }
     });
   }
-  return wholes;
 }

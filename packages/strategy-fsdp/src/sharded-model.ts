@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { allReduce, InvalidArgumentError, modelParameters, numel, type Collective } from "@savepoint/core";
 import { gatherRows, type HostArray } from "./gather-rows.js";
+import { filesReachEveryRank } from "./file-exchange.js";
 import { rangeElements, rowRange, type RowRange } from "./shard-rows.js";
 
 /** The parts of a tfjs-layers model (`tf.LayersModel`, `tf.Sequential`) the strategy uses. */
@@ -99,14 +100,23 @@ export class ShardedModel<M extends LayersModelLike = LayersModelLike> {
   /**
    * Fills the module's variables with the full weights, gathered from every rank's rows. Every
    * rank calls it (a collective operation); `step` does it first, call it yourself before
-   * evaluating. Loading a checkpoint through the strategy does it too.
+   * evaluating. Loading a checkpoint through the strategy does it too. Ranks on one machine pass
+   * their rows through temporary files; others through the collective, in bounded messages.
+   *
+   * @example
+   * ```ts
+   * await model.gather();
+   * const predictions = model.module.predict(batch);
+   * ```
    */
   async gather(tag?: string): Promise<void> {
     const sharded = this.parameters.filter((p) => p.sharded);
+    const name = tag ?? `fsdp gather ${++this.#gathers}`;
     const wholes = await gatherRows(
       this.collective,
-      tag ?? `fsdp gather ${++this.#gathers}`,
+      name,
       sharded.map((p) => ({ key: p.key, shape: p.shape, rows: p.local.dataSync() as HostArray })),
+      { throughFiles: await filesReachEveryRank(this.collective, name) },
     );
     sharded.forEach((p, i) => {
       const t = tf.tensor(wholes[i]!, [...p.shape], p.full.dtype);

@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { createLocalGroup, type Collective } from "@savepoint/core";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { gatherRows, type RowsToGather } from "../src/gather-rows.js";
+import { filesReachEveryRank } from "../src/file-exchange.js";
 import { rangeElements, rowRange } from "../src/shard-rows.js";
 
 /** Every collective call of a rank, to see how the gather was cut. */
@@ -24,7 +28,7 @@ describe("gathering sharded rows", () => {
     it(`${world} ranks, at most ${batchBytes} bytes per all-gather: every rank gets every weight whole`, async () => {
       const group = createLocalGroup(world, { timeoutMs: 5000 });
       const tags: string[][] = group.map(() => []);
-      const got = await Promise.all(group.map((c, r) => gatherRows(counting(c, tags[r]!), "load", rowsOf(r, world), batchBytes)));
+      const got = await Promise.all(group.map((c, r) => gatherRows(counting(c, tags[r]!), "load", rowsOf(r, world), { batchBytes })));
       for (const wholes of got) expect(wholes).toEqual(full);
       expect(new Set(tags.map((t) => t.join()))).toHaveProperty("size", 1);
       const total = full.reduce((n, a) => n + a.byteLength, 0);
@@ -39,5 +43,83 @@ describe("gathering sharded rows", () => {
     const bad = (r: number) => rowsOf(r, 2).map((w, i) => (r === 1 && i === 0 ? { ...w, rows: w.rows.slice(1) } : w));
     const results = await Promise.allSettled(group.map((c, r) => gatherRows(c, "load", bad(r))));
     for (const res of results) expect(res.status === "rejected" && String(res.reason)).toMatch(/gathering w0: rank 1 holds 14 elements of its piece, 15 expected/);
+  });
+
+  /** Runs `body` with the temporary folder pointed at a fresh one; returns what is left in it after. */
+  async function inTempFolder(body: () => Promise<void>): Promise<string[]> {
+    const folder = mkdtempSync(join(tmpdir(), "savepoint-gather-test-"));
+    const before = process.env.TMPDIR;
+    process.env.TMPDIR = folder;
+    try {
+      await body();
+      return readdirSync(folder);
+    } finally {
+      if (before === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = before;
+      rmSync(folder, { recursive: true, force: true });
+    }
+  }
+
+  for (const world of [2, 3, 4]) {
+    it(`${world} ranks on one machine: rows go through files, none left after, weights whole`, async () => {
+      const left = await inTempFolder(async () => {
+        const group = createLocalGroup(world, { timeoutMs: 5000 });
+        const tags: string[][] = group.map(() => []);
+        const got = await Promise.all(group.map((c, r) => gatherRows(counting(c, tags[r]!), "load", rowsOf(r, world), { throughFiles: true, batchBytes: 4 })));
+        for (const wholes of got) expect(wholes).toEqual(full);
+        // One exchange of file names, however small batchBytes is: no weight bytes through the collective.
+        expect(tags[0]).toEqual(["load: rows in files"]);
+      });
+      expect(left).toEqual([]);
+    });
+  }
+
+  it("through files too, a rank holding other rows than the split gives it is named before anything is read", async () => {
+    const left = await inTempFolder(async () => {
+      const group = createLocalGroup(2, { timeoutMs: 5000 });
+      const bad = (r: number) => rowsOf(r, 2).map((w, i) => (r === 1 && i === 0 ? { ...w, rows: w.rows.slice(1) } : w));
+      const results = await Promise.allSettled(group.map((c, r) => gatherRows(c, "load", bad(r), { throughFiles: true })));
+      for (const res of results) expect(res.status === "rejected" && String(res.reason)).toMatch(/gathering w0: rank 1 holds 14 elements of it, 15 expected/);
+    });
+    expect(left).toEqual([]);
+  });
+
+  it("a rank that cannot write its file fails every rank, naming it", async () => {
+    const group = createLocalGroup(2, { timeoutMs: 5000 });
+    const before = process.env.TMPDIR;
+    process.env.TMPDIR = "/nonexistent/savepoint-tmp";
+    try {
+      const results = await Promise.allSettled(group.map((c, r) => gatherRows(c, "load", rowsOf(r, 2), { throughFiles: true })));
+      for (const res of results) expect(res.status === "rejected" && String(res.reason)).toMatch(/gathering weights \(load\): rank 0 could not write its rows to \/nonexistent/);
+    } finally {
+      if (before === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = before;
+    }
+  });
+
+  it("ranks that can read each other's files find out once per collective; a single rank does not use files", async () => {
+    const left = await inTempFolder(async () => {
+      const group = createLocalGroup(3, { timeoutMs: 5000 });
+      const tags: string[][] = group.map(() => []);
+      expect(await Promise.all(group.map((c, r) => filesReachEveryRank(counting(c, tags[r]!), "probe")))).toEqual([true, true, true]);
+      // Decided once: no second probe on the same collectives.
+      expect(await Promise.all(group.map((c) => filesReachEveryRank(c, "again")))).toEqual([true, true, true]);
+      expect(await filesReachEveryRank(createLocalGroup(1)[0]!, "alone")).toBe(false);
+    });
+    expect(left).toEqual([]);
+  });
+
+  it("a rank whose file the others cannot read makes every rank use the collective instead", async () => {
+    const group = createLocalGroup(2, { timeoutMs: 5000 });
+    // Rank 1 offers a file that does not exist where rank 0 looks: as on another machine.
+    const c1 = group[1]!;
+    const liar: Collective = {
+      rank: 1,
+      worldSize: 2,
+      barrier: (t, o) => c1.barrier(t, o),
+      broadcast: (t, v, r, o) => c1.broadcast(t, v, r, o),
+      allGather: (t, v, o) => c1.allGather(t, (t.endsWith("probe files") && v ? { ...(v as object), file: "/nonexistent/savepoint" } : v) as never, o),
+    };
+    expect(await Promise.all([filesReachEveryRank(group[0]!, "probe"), filesReachEveryRank(liar, "probe")])).toEqual([false, false]);
   });
 });
