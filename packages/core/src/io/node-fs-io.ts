@@ -216,7 +216,8 @@ class FileSource implements ByteSource {
       },
       (err: unknown) => {
         // A failed block is forgotten, so the next read of these bytes tries again.
-        this.#blocks.splice(this.#blocks.indexOf(block), 1);
+        const at = this.#blocks.indexOf(block);
+        if (at >= 0) this.#blocks.splice(at, 1);
         throw err;
       },
     );
