@@ -3,6 +3,7 @@ import {
   encodeValues,
   HostTensor,
   InvalidArgumentError,
+  readTensorBytes,
   StrictLoadError,
   type Backend,
   type DType,
@@ -17,7 +18,7 @@ import { deviceToHost } from "./staging/device-to-host.js";
 import { hostToDevice } from "./staging/host-to-device.js";
 import { convertDType } from "./tensor/convert-dtype.js";
 import { allocate, CudaTensor, isCudaTensor, upload } from "./tensor/cuda-tensor.js";
-import { isHostResident, readAll } from "./tensor/read-all.js";
+import { isHostResident } from "./tensor/host-resident.js";
 
 /** Marker core uses to recognise tensor sources (a registered symbol, shared by every copy of core). */
 const TENSOR_SOURCE = Symbol.for("savepoint.TensorSource");
@@ -107,7 +108,7 @@ export class CudaBackend implements Backend {
     }
     // A device tensor keeps its dtype (like torch's copy_): convert on the host, all values first,
     // so a value that does not fit fails before the device is touched.
-    const staged = source.dtype === t.dtype ? source : new HostTensor(t.dtype, t.shape, convertDType(await readAll(source), source.dtype, t.dtype, key));
+    const staged = source.dtype === t.dtype ? source : new HostTensor(t.dtype, t.shape, convertDType(await readTensorBytes(source), source.dtype, t.dtype, key));
     if (t.byteLength === 0) return;
     const ctx = this.#contextFor(t);
     const lease = t.retain(`load ${key} into it`);

@@ -22,10 +22,12 @@ export type { ByteSource, ByteSink, AtomicWrite } from "./io/byte-source.js";
 export type { CheckpointIO, PathInfo } from "./io/checkpoint-io.js";
 export { NodeFileIO } from "./io/node-fs-io.js";
 export { MemoryIO } from "./io/memory-io.js";
+export { boundedSource } from "./io/bounded-source.js";
 
 export type { AssignItem, Backend } from "./backends/backend.js";
 export { TfjsBackend, cpuBackend } from "./backends/tfjs/tfjs-backend.js";
 export { isTfjsTensor, isTfjsVariable, dtypeOfTfjs, tfjsDTypeFor, valuesFor, checkShape } from "./backends/tfjs/tfjs-tensors.js";
+export { readTensorBytes } from "./tensor/read-tensor-bytes.js";
 
 export { type Collective, type CollectiveOptions, SingleProcessCollective } from "./collectives/collective.js";
 

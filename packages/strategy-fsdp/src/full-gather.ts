@@ -1,4 +1,4 @@
-import { copyMarks, InvalidArgumentError, isPlainObject, isTensorSource, itemSize, LazyTensor, numel, type Backend, type Collective, type DType, type TensorSource } from "@savepoint/core";
+import { copyMarks, InvalidArgumentError, isPlainObject, isTensorSource, itemSize, LazyTensor, numel, readTensorBytes, type Backend, type Collective, type DType, type TensorSource } from "@savepoint/core";
 import { LocalRows } from "./placed-state.js";
 
 /** Tag of the requests rank 0 sends while writing a full checkpoint. */
@@ -11,16 +11,6 @@ type Request = { key: string; offset: number; length: number } | { done: true };
 interface Part {
   bytes?: Uint8Array;
   error?: string;
-}
-
-async function bytesOf(source: TensorSource): Promise<Uint8Array> {
-  const out = new Uint8Array(source.byteLength);
-  let at = 0;
-  for await (const c of source.chunks()) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }
 
 /**
@@ -107,7 +97,7 @@ export class FullGather {
     if (!rows) return { error: `holds no rows of ${key}; every rank must save the same state` };
     if (this.#current?.key !== key) {
       this.#current = undefined; // the previous tensor's rows are done with
-      this.#current = { key, bytes: await bytesOf(this.#local(rows)) };
+      this.#current = { key, bytes: await readTensorBytes(this.#local(rows)) };
     }
     const mine = this.#current.bytes;
     const rowBytes = rows.range.rows === 0 ? 0 : mine.byteLength / rows.range.rows;

@@ -1,4 +1,4 @@
-import { CheckpointNotFoundError, CheckpointWriteError, CorruptCheckpointError, SavepointError, type AtomicWrite, type ByteSource, type CheckpointIO, type PathInfo } from "@savepoint/core";
+import { boundedSource, CheckpointNotFoundError, CheckpointWriteError, CorruptCheckpointError, SavepointError, type AtomicWrite, type ByteSource, type CheckpointIO, type PathInfo } from "@savepoint/core";
 import { done, openDatabase, request } from "./idb.js";
 import { pathParts } from "./path-parts.js";
 
@@ -75,35 +75,23 @@ export class IndexedDbIO implements CheckpointIO {
       const st = await this.stat(path);
       throw new CheckpointNotFoundError(st ? `${path} is a directory, not a checkpoint file.` : `no checkpoint at ${path} in IndexedDB (${this.#name}).`, { subject: path });
     }
-    let closed = false;
-    return {
-      name: path,
-      size: rec.size,
-      async read(offset, length, into) {
-        if (closed) throw new SavepointError(`read of ${path} after close.`);
-        if (offset < 0 || length < 0 || offset + length > rec.size) {
-          throw new CorruptCheckpointError(`${path} is truncated or damaged: a record claims bytes [${offset}, ${offset + length}) but the file has ${rec.size} bytes.`, { subject: path });
-        }
-        const out = into ?? new Uint8Array(length);
-        if (length === 0) return out;
-        const first = Math.floor(offset / rec.recordBytes);
-        const last = Math.floor((offset + length - 1) / rec.recordBytes);
-        const store = db.transaction(CHUNKS, "readonly").objectStore(CHUNKS);
-        const records = await Promise.all(Array.from({ length: last - first + 1 }, (_, i) => request(store.get([rec.blob, first + i])) as Promise<Uint8Array | undefined>));
-        records.forEach((r, i) => {
-          // Gone when a commit replaced this version while it was open: the reader must reopen.
-          if (!r) throw new CorruptCheckpointError(`${path} changed while it was being read (record ${first + i} is gone); load it again.`, { subject: path });
-          const start = (first + i) * rec.recordBytes;
-          const from = Math.max(offset, start);
-          const to = Math.min(offset + length, start + r.byteLength);
-          out.set(r.subarray(from - start, to - start), from - offset);
-        });
-        return out;
-      },
-      async close() {
-        closed = true;
-      },
-    };
+    return boundedSource(path, rec.size, async (offset, length, into) => {
+      const out = into ?? new Uint8Array(length);
+      if (length === 0) return out;
+      const first = Math.floor(offset / rec.recordBytes);
+      const last = Math.floor((offset + length - 1) / rec.recordBytes);
+      const store = db.transaction(CHUNKS, "readonly").objectStore(CHUNKS);
+      const records = await Promise.all(Array.from({ length: last - first + 1 }, (_, i) => request(store.get([rec.blob, first + i])) as Promise<Uint8Array | undefined>));
+      records.forEach((r, i) => {
+        // Gone when a commit replaced this version while it was open: the reader must reopen.
+        if (!r) throw new CorruptCheckpointError(`${path} changed while it was being read (record ${first + i} is gone); load it again.`, { subject: path });
+        const start = (first + i) * rec.recordBytes;
+        const from = Math.max(offset, start);
+        const to = Math.min(offset + length, start + r.byteLength);
+        out.set(r.subarray(from - start, to - start), from - offset);
+      });
+      return out;
+    });
   }
 
   async openWrite(path: string): Promise<AtomicWrite> {

@@ -1,4 +1,4 @@
-import { CheckpointNotFoundError, CheckpointWriteError, CorruptCheckpointError, SavepointError, type AtomicWrite, type ByteSource, type CheckpointIO, type PathInfo } from "@savepoint/core";
+import { boundedSource, CheckpointNotFoundError, CheckpointWriteError, SavepointError, type AtomicWrite, type ByteSource, type CheckpointIO, type PathInfo } from "@savepoint/core";
 import { isMissing, opfsRoot, type OpfsDirectoryHandle, type OpfsFileHandle } from "./opfs-types.js";
 import { pathParts, tempName, TMP_MARK } from "./path-parts.js";
 
@@ -68,24 +68,7 @@ export class OpfsIO implements CheckpointIO {
     }
     // A snapshot: a commit replacing the file meanwhile does not change what this reader sees.
     const file = await handle.getFile();
-    let closed = false;
-    return {
-      name: path,
-      size: file.size,
-      async read(offset, length, into) {
-        if (closed) throw new SavepointError(`read of ${path} after close.`);
-        if (offset < 0 || length < 0 || offset + length > file.size) {
-          throw new CorruptCheckpointError(`${path} is truncated or damaged: a record claims bytes [${offset}, ${offset + length}) but the file has ${file.size} bytes.`, { subject: path });
-        }
-        const bytes = new Uint8Array(await file.slice(offset, offset + length).arrayBuffer());
-        if (!into) return bytes;
-        into.set(bytes);
-        return into;
-      },
-      async close() {
-        closed = true;
-      },
-    };
+    return boundedSource(path, file.size, async (offset, length) => new Uint8Array(await file.slice(offset, offset + length).arrayBuffer()));
   }
 
   async openWrite(path: string): Promise<AtomicWrite> {

@@ -1,6 +1,7 @@
-import { CheckpointNotFoundError, CorruptCheckpointError, SavepointError } from "../errors.js";
+import { CheckpointNotFoundError, SavepointError } from "../errors.js";
 import type { AtomicWrite, ByteSource } from "./byte-source.js";
 import type { CheckpointIO, PathInfo } from "./checkpoint-io.js";
+import { boundedSource } from "./bounded-source.js";
 
 /**
  * Checkpoints in memory: for tests, and for handing a checkpoint between parts of one program.
@@ -37,24 +38,12 @@ export class MemoryIO implements CheckpointIO {
       const st = await this.stat(p);
       throw new CheckpointNotFoundError(st ? `${path} is a directory, not a checkpoint file.` : `no checkpoint at ${path} in memory.`, { subject: path });
     }
-    const io = this;
-    return {
-      name: path,
-      size: data.byteLength,
-      async read(offset, length, into) {
-        if (offset < 0 || length < 0 || offset + length > data.byteLength) {
-          throw new CorruptCheckpointError(`${path} is truncated or damaged: a record claims bytes [${offset}, ${offset + length}) but the file has ${data.byteLength} bytes.`, { subject: path });
-        }
-        io.bytesRead += length;
-        const view = data.subarray(offset, offset + length);
-        if (into) {
-          into.set(view);
-          return into;
-        }
-        return view.slice();
-      },
-      async close() {},
-    };
+    return boundedSource(path, data.byteLength, async (offset, length, into) => {
+      this.bytesRead += length;
+      const view = data.subarray(offset, offset + length);
+      // A copy when the caller gives no buffer: the file's bytes are never handed out to be changed.
+      return into ? view : view.slice();
+    });
   }
 
   async openWrite(path: string): Promise<AtomicWrite> {

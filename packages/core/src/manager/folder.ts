@@ -3,6 +3,7 @@ import type { CheckpointIO } from "../io/checkpoint-io.js";
 import { joinPath } from "../io/paths.js";
 import { decodeMetrics, encodeMetrics, type Metrics } from "./metrics.js";
 import { checkpointName, parseCheckpointName, parseSidecarName, POINTER_NAME, sidecarName } from "./naming.js";
+import { writeBytesAtomically } from "../io/write-atomically.js";
 
 /** One committed checkpoint of a managed folder. */
 export interface CheckpointInfo {
@@ -118,14 +119,6 @@ export class ManagedFolder {
   }
 
   async #writeJson(path: string, value: unknown): Promise<void> {
-    const bytes = new TextEncoder().encode(`${JSON.stringify(value)}\n`);
-    const out = await this.io.openWrite(path);
-    try {
-      await out.write(bytes);
-      await out.commit();
-    } catch (err) {
-      await out.abort();
-      throw err;
-    }
+    await writeBytesAtomically(this.io, path, new TextEncoder().encode(`${JSON.stringify(value)}\n`));
   }
 }

@@ -1,6 +1,6 @@
-import { CorruptCheckpointError } from "../errors.js";
+import { CheckpointNotFoundError, CorruptCheckpointError } from "../errors.js";
 import { interruptedDcpSwap } from "../formats/dcp/dcp-folder-commit.js";
-import type { FormatReadContext } from "../formats/format.js";
+import type { Format, FormatProbe, FormatReadContext } from "../formats/format.js";
 import type { CheckpointIO } from "../io/checkpoint-io.js";
 import { dirname, resolveInside } from "../io/paths.js";
 import { SourcePool } from "../io/source-pool.js";
@@ -19,10 +19,7 @@ export async function writeCheckpoint(tree: unknown, path: string, ctx: Strategy
  * touched after `use` returns reopen their file per read.
  */
 export async function withCheckpoint<T>(requested: string, ctx: StrategyContext, use: (checkpoint: unknown) => Promise<T>): Promise<T> {
-  // A sharded save killed between the two renames of its swap leaves no folder at the path for a
-  // moment; the checkpoint is then the complete folder beside it, which the next save puts back.
-  const path = (await interruptedDcpSwap(ctx.io, requested)) ?? requested;
-  const { format, probe } = await ctx.formats.forRead(ctx.io, path);
+  const { path, format, probe } = await findCheckpoint(requested, ctx);
   const pool = new SourcePool(ctx.io);
   const readCtx: FormatReadContext = {
     io: ctx.io,
@@ -41,6 +38,21 @@ export async function withCheckpoint<T>(requested: string, ctx: StrategyContext,
     verify: ctx.verify,
   };
   return pool.hold(async () => use(await format.read!(readCtx)));
+}
+
+/**
+ * The format of what is at `requested`. When nothing is there, a sharded save may have been killed
+ * between the two renames of its swap: the checkpoint is then the complete folder beside the path
+ * (which the next save puts back). Looked for only then, so other loads pay nothing for it.
+ */
+async function findCheckpoint(requested: string, ctx: StrategyContext): Promise<{ path: string; format: Format; probe: FormatProbe }> {
+  try {
+    return { path: requested, ...(await ctx.formats.forRead(ctx.io, requested)) };
+  } catch (err) {
+    const beside = err instanceof CheckpointNotFoundError ? await interruptedDcpSwap(ctx.io, requested) : undefined;
+    if (beside === undefined) throw err;
+    return { path: beside, ...(await ctx.formats.forRead(ctx.io, beside)) };
+  }
 }
 
 /**

@@ -5,6 +5,7 @@ import { isStoredTensor } from "../../tensor/stored-tensor.js";
 import type { TensorSource } from "../../tensor/tensor-source.js";
 import { decodeBytes, uninitializedBytes } from "../../tensor/typed-arrays.js";
 import { itemSize } from "../../dtype.js";
+import { readTensorBytes } from "../../tensor/read-tensor-bytes.js";
 
 /** tfjs dtypes savepoint can hold. */
 export type TfjsDType = "float32" | "int32" | "bool" | "complex64";
@@ -59,19 +60,6 @@ export function tfjsDTypeFor(dtype: DType): TfjsDType {
   }
 }
 
-/** Reads all bytes of a source into one buffer, straight into place when the source allows. */
-export async function readAll(source: TensorSource): Promise<Uint8Array> {
-  // Every byte is overwritten before the buffer is used, so it need not be zeroed first.
-  const out = uninitializedBytes(source.byteLength);
-  if (isStoredTensor(source)) return source.readRange(0, source.byteLength, out);
-  let off = 0;
-  for await (const chunk of source.chunks()) {
-    out.set(chunk, off);
-    off += chunk.byteLength;
-  }
-  return out;
-}
-
 /** Chunk size for converting dtypes: a multiple of every item size. */
 const CONVERT_CHUNK = 8 << 20;
 
@@ -83,7 +71,7 @@ const CONVERT_CHUNK = 8 << 20;
 export async function valuesFor(source: TensorSource, target: TfjsDType, key: string): Promise<Float32Array | Int32Array | Uint8Array> {
   const same = (source.dtype === "float32" && target === "float32") || (source.dtype === "int32" && target === "int32") || (source.dtype === "complex64" && target === "complex64");
   if (same) {
-    const bytes = await readAll(source);
+    const bytes = await readTensorBytes(source);
     return target === "int32" ? new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) : new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
   }
   const size = itemSize(source.dtype);

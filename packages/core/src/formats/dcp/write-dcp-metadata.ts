@@ -9,6 +9,7 @@ import { DCP_METADATA_FILE, type DcpChunk, type DcpItem, type DcpMetadata, type 
 import { checkDcpCover } from "./dcp-cover.js";
 import { DCP_METADATA_CRC_FILE, metadataChecksum } from "./metadata-checksum.js";
 import type { DcpWrittenItem } from "./write-dcp-shard.js";
+import { writeBytesAtomically } from "../../io/write-atomically.js";
 
 /** DCP's metadata version as torch 2.x writes it. */
 export const DCP_VERSION = "1.0.0";
@@ -155,17 +156,6 @@ export async function writeDcpMetadata(md: DcpMetadata, options: { io: Checkpoin
   const path = joinPath(options.folder, DCP_METADATA_FILE);
   const bytes = encodeDcpMetadata(md, path);
   // The checksum first: the metadata commits the folder, and must never be there without it.
-  await writeWhole(options.io, joinPath(options.folder, DCP_METADATA_CRC_FILE), metadataChecksum(bytes));
-  await writeWhole(options.io, path, bytes);
-}
-
-async function writeWhole(io: CheckpointIO, path: string, bytes: Uint8Array): Promise<void> {
-  const out = await io.openWrite(path);
-  try {
-    await out.write(bytes);
-    await out.commit();
-  } catch (err) {
-    await out.abort();
-    throw err;
-  }
+  await writeBytesAtomically(options.io, joinPath(options.folder, DCP_METADATA_CRC_FILE), metadataChecksum(bytes));
+  await writeBytesAtomically(options.io, path, bytes);
 }

@@ -5,6 +5,7 @@ import type { CheckpointIO } from "../../io/checkpoint-io.js";
 import { joinPath } from "../../io/paths.js";
 import type { TensorSource } from "../../tensor/tensor-source.js";
 import { torchZipFormat } from "../torch/torch-zip-format.js";
+import { writeAtomically } from "../../io/write-atomically.js";
 
 /** What one rank writes into its `.distcp` file. */
 export type DcpWriteItem =
@@ -59,9 +60,8 @@ export interface DcpShardWriteOptions {
 export async function writeDcpShard(items: readonly DcpWriteItem[], options: DcpShardWriteOptions): Promise<DcpWrittenItem[]> {
   for (const item of items) if (item.kind === "tensor") checkChunk(item);
   const path = joinPath(options.folder, options.file);
-  const out = await options.io.openWrite(path);
   const written: DcpWrittenItem[] = [];
-  try {
+  await writeAtomically(options.io, path, async (out) => {
     for (const item of items) {
       const offset = out.position;
       const value = item.kind === "tensor" ? item.source : item.value;
@@ -69,11 +69,7 @@ export async function writeDcpShard(items: readonly DcpWriteItem[], options: Dcp
       const where = { key: item.key, file: options.file, offset, length: out.position - offset };
       written.push(item.kind === "tensor" ? { kind: "tensor", ...where, dtype: item.source.dtype, size: [...item.size], offsets: [...item.offsets], sizes: [...item.source.shape] } : { kind: "bytes", ...where });
     }
-    await out.commit();
-  } catch (err) {
-    await out.abort();
-    throw err;
-  }
+  });
   return written;
 }
 

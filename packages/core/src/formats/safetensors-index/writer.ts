@@ -5,6 +5,7 @@ import { encodeSafetensorsHeader } from "../safetensors/header.js";
 import { writeSafetensors } from "../safetensors/writer.js";
 import { encodeShardIndex } from "./index-json.js";
 import { indexStem, planShards, shardFileName } from "./shard-plan.js";
+import { writeAtomically, writeBytesAtomically } from "../../io/write-atomically.js";
 
 /** What transformers puts in each shard's `__metadata__`. */
 const SHARD_METADATA = { format: "pt" };
@@ -31,25 +32,11 @@ export async function writeShardedSafetensors(
   let totalSize = 0;
   for (let i = 0; i < shards.length; i++) {
     const name = shardFileName(stem, i, shards.length);
-    const out = await io.openWrite(folder === "." ? name : joinPath(folder, name));
-    try {
-      await writeSafetensors(out, shards[i]!, SHARD_METADATA, { checksums: true, chunkBytes });
-      await out.commit();
-    } catch (err) {
-      await out.abort();
-      throw err;
-    }
+    await writeAtomically(io, folder === "." ? name : joinPath(folder, name), (out) => writeSafetensors(out, shards[i]!, SHARD_METADATA, { checksums: true, chunkBytes }));
     for (const t of shards[i]!) {
       weightMap.push([t.name, name]);
       totalSize += t.tensor.byteLength;
     }
   }
-  const out = await io.openWrite(indexPath);
-  try {
-    await out.write(new TextEncoder().encode(encodeShardIndex(totalSize, weightMap)));
-    await out.commit();
-  } catch (err) {
-    await out.abort();
-    throw err;
-  }
+  await writeBytesAtomically(io, indexPath, new TextEncoder().encode(encodeShardIndex(totalSize, weightMap)));
 }

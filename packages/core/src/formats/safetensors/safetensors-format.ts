@@ -6,6 +6,7 @@ import { readSafetensorsHeader } from "./header.js";
 import { lazyTensors } from "./reader.js";
 import { flattenTree, TREE_METADATA_KEY, unflattenTree } from "./tree-metadata.js";
 import { writeSafetensors } from "./writer.js";
+import { writeAtomically } from "../../io/write-atomically.js";
 
 /**
  * safetensors files. A nested state is stored as tensors named by their dotted path, plus its
@@ -43,13 +44,6 @@ export const safetensorsFormat: Format = {
 
   async write(tree: unknown, ctx: FormatWriteContext): Promise<void> {
     const { tensors, skeleton } = flattenTree(tree);
-    const out = await ctx.io.openWrite(ctx.path);
-    try {
-      await writeSafetensors(out, tensors, { format: "pt", [TREE_METADATA_KEY]: JSON.stringify(skeleton) }, { checksums: true, chunkBytes: ctx.chunkBytes });
-      await out.commit();
-    } catch (err) {
-      await out.abort();
-      throw err;
-    }
+    await writeAtomically(ctx.io, ctx.path, (out) => writeSafetensors(out, tensors, { format: "pt", [TREE_METADATA_KEY]: JSON.stringify(skeleton) }, { checksums: true, chunkBytes: ctx.chunkBytes }));
   },
 };

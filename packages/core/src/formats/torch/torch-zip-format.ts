@@ -6,6 +6,7 @@ import { pickle, type ReduceSpec } from "../pickle/pickler.js";
 import { ZipWriter } from "../zip/writer.js";
 import { readTorchZip } from "./read-torch-zip.js";
 import { contiguousStrides } from "./strided-tensor.js";
+import { writeAtomically } from "../../io/write-atomically.js";
 
 const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04];
 /** The top folder Lightning's files use (torch.save into a file object). */
@@ -38,8 +39,7 @@ export const torchZipFormat: Format = {
   async write(tree: unknown, ctx: FormatWriteContext): Promise<void> {
     // Open first: an async save's caller resumes at this first real wait, so the pickling below
     // runs in the background instead of while the caller is blocked.
-    const out = await ctx.io.openWrite(ctx.path);
-    try {
+    await writeAtomically(ctx.io, ctx.path, async (out) => {
       const storages: StorageOut[] = [];
       const byTensor = new Map<TensorSource, StorageOut>();
       const pkl = pickle(tree, {
@@ -75,11 +75,7 @@ export const torchZipFormat: Format = {
       const id = serializationId();
       await zip.addEntry(`${PREFIX}/.data/serialization_id`, text(id), id.length);
       await zip.finish();
-      await out.commit();
-    } catch (err) {
-      await out.abort();
-      throw err;
-    }
+    });
   },
 };
 
