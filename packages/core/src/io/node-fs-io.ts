@@ -137,6 +137,16 @@ interface CachedBlock {
   readers: number;
 }
 
+/** Bytes `[offset, offset + length)` of a settled block: into `into`, or a copy. */
+function copyOut(block: CachedBlock, offset: number, length: number, into: Uint8Array | undefined): Uint8Array {
+  const view = block.bytes.subarray(offset - block.start, offset - block.start + length);
+  if (into) {
+    into.set(view);
+    return into;
+  }
+  return view.slice();
+}
+
 class FileSource implements ByteSource {
   #closed = false;
   #blocks: CachedBlock[] = [];
@@ -147,10 +157,12 @@ class FileSource implements ByteSource {
     readonly size: number,
   ) {}
 
-  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
-    if (this.#closed) throw new SavepointError(`read from ${this.name} after it was closed.`);
+  // Not `async`: a small read from a block already read settles without the extra turns an async
+  // wrapper costs, which thousands of small tensors per load add up to. Errors still reject.
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    if (this.#closed) return Promise.reject(new SavepointError(`read from ${this.name} after it was closed.`));
     if (offset < 0 || length < 0 || offset + length > this.size) {
-      throw new CorruptCheckpointError(`${this.name} is truncated or damaged: a record claims bytes [${offset}, ${offset + length}) but the file has ${this.size} bytes.`, { subject: this.name });
+      return Promise.reject(new CorruptCheckpointError(`${this.name} is truncated or damaged: a record claims bytes [${offset}, ${offset + length}) but the file has ${this.size} bytes.`, { subject: this.name }));
     }
     if (length <= SMALL_READ) return this.#readSmall(offset, length, into);
     return this.#readFully(offset, length, into ?? new Uint8Array(length));
@@ -175,23 +187,28 @@ class FileSource implements ByteSource {
    * keep several blocks in flight and share the one that covers them. Bytes are copied out, so
    * the few block buffers are recycled and never exposed.
    */
-  async #readSmall(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
-    let block = this.#blocks.find((b) => b.start <= offset && offset + length <= b.end);
-    if (!block) block = this.#startBlock(offset);
-    if (block.loading) {
-      block.readers++;
-      try {
-        await block.loading;
-      } finally {
-        block.readers--;
+  #readSmall(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    let block: CachedBlock | undefined;
+    for (const b of this.#blocks) {
+      if (b.start <= offset && offset + length <= b.end) {
+        block = b;
+        break;
       }
     }
-    const view = block.bytes.subarray(offset - block.start, offset - block.start + length);
-    if (into) {
-      into.set(view);
-      return into;
-    }
-    return view.slice();
+    block ??= this.#startBlock(offset);
+    if (!block.loading) return Promise.resolve(copyOut(block, offset, length, into));
+    const settled = block;
+    settled.readers++;
+    return settled.loading!.then(
+      () => {
+        settled.readers--;
+        return copyOut(settled, offset, length, into);
+      },
+      (err: unknown) => {
+        settled.readers--;
+        throw err;
+      },
+    );
   }
 
   #startBlock(offset: number): CachedBlock {

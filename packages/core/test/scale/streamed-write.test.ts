@@ -26,9 +26,10 @@ describe("streamed writes to a file", () => {
       const big = [1.5 * MiB, 2.3 * MiB, 8 * MiB + 100 * 1024, 3 * MiB, 1 * MiB + 4].map((b) => Math.floor(b / 4));
       const state: Record<string, unknown> = {};
       big.forEach((n, i) => (state[`big${i}`] = tensor(n, (i + 1) * 1e6)));
-      // 7,000 small tensors interleaved: a pickle well over 1 MiB, and entries through the buffer.
+      // 14,000 small tensors interleaved: a pickle well over 1 MiB (its globals are memoised, so
+      // about 90 bytes per tensor), and entries through the buffer.
       const small: Record<string, HostTensor> = {};
-      for (let i = 0; i < 7000; i++) small[`layer_with_a_long_name_${i}.weight`] = tensor(1 + (i % 37), i * 64);
+      for (let i = 0; i < 14000; i++) small[`layer_with_a_long_name_${i}.weight`] = tensor(1 + (i % 37), i * 64);
       state.small = small;
       await new Fabric().save(path, state);
 
@@ -48,14 +49,14 @@ describe("streamed writes to a file", () => {
         expect([values[0], values[n >> 1], values[n - 1]]).toEqual([(i + 1) * 1e6, (i + 1) * 1e6 + (n >> 1), (i + 1) * 1e6 + n - 1]);
       }
       const smallBack = back.small as Record<string, StoredTensor>;
-      for (const i of [0, 1, 3499, 6999]) {
+      for (const i of [0, 1, 3499, 6999, 13999]) {
         const values = new Float32Array((await smallBack[`layer_with_a_long_name_${i}.weight`]!.bytes()).slice().buffer);
         expect(Array.from(values)).toEqual(Array.from({ length: 1 + (i % 37) }, (_, k) => i * 64 + k));
       }
 
       if (skipPython) return;
       const out = runPython("import sys, zipfile, torch\nprint(zipfile.ZipFile(sys.argv[1]).testzip())\nd = torch.load(sys.argv[1])\nprint(len(d['small']), int(d['big2'][-1]))", [path]).trim();
-      expect(out).toBe(`None\n7000 ${3e6 + big[2]! - 1}`);
+      expect(out).toBe(`None\n14000 ${3e6 + big[2]! - 1}`);
     } finally {
       scratch.remove();
     }

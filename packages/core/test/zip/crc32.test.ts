@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { crc32, crc32IsNative, crc32Portable } from "../../src/formats/zip/crc32.js";
+import { crc32, crc32Implementation, crc32IsNative, crc32Portable } from "../../src/formats/zip/crc32.js";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
 
@@ -30,8 +30,30 @@ describe("crc32", () => {
     }
   });
 
-  it("uses Node's zlib here", () => {
+  it("uses @node-rs/crc32 here (its linux-x64 binary is installed with core)", () => {
     expect(crc32IsNative).toBe(true);
+    expect(crc32Implementation).toBe("@node-rs/crc32");
+  });
+
+  it("the accelerated CRC agrees with zlib and the tables on odd lengths, offsets and 1 GiB-crossing folds", async () => {
+    const { crc32: zlibCrc } = await import("node:zlib");
+    for (const length of [0, 1, 15, 16, 17, 255, 4096 + 3, 1 << 20]) {
+      const data = new Uint8Array(randomBytes(length + 3)).subarray(3);
+      expect(crc32(data)).toBe(zlibCrc(data));
+      expect(crc32(data, 0xdeadbeef)).toBe(zlibCrc(data, 0xdeadbeef));
+      expect(crc32Portable(data, 0xdeadbeef)).toBe(crc32(data, 0xdeadbeef));
+    }
+  });
+
+  it("falls back to zlib when @node-rs/crc32 cannot be resolved", async () => {
+    const real = process.getBuiltinModule.bind(process);
+    vi.stubGlobal("process", { ...process, getBuiltinModule: (id: string) => (id === "node:module" ? undefined : real(id)) });
+    vi.resetModules();
+    const fallback = await import("../../src/formats/zip/crc32.js");
+    expect(fallback.crc32Implementation).toBe("zlib");
+    const data = new Uint8Array(randomBytes(10_000));
+    expect(fallback.crc32(data)).toBe(crc32(data));
+    expect(incremental(fallback.crc32, data)).toBe(crc32(data));
   });
 
   it("native and portable paths agree on random data, whole and in chunks", () => {
@@ -51,6 +73,7 @@ describe("crc32", () => {
     vi.resetModules();
     const fallback = await import("../../src/formats/zip/crc32.js");
     expect(fallback.crc32IsNative).toBe(false);
+    expect(fallback.crc32Implementation).toBe("portable");
     const data = new Uint8Array(randomBytes(10_000));
     expect(fallback.crc32(data)).toBe(crc32(data));
     expect(incremental(fallback.crc32, data)).toBe(crc32(data));

@@ -1,12 +1,9 @@
-import { torchDTypeName } from "../../dtype.js";
 import { InvalidArgumentError } from "../../errors.js";
 import type { CheckpointIO } from "../../io/checkpoint-io.js";
 import { joinPath, resolveInside } from "../../io/paths.js";
-import { asTuple, PyGlobal, PyObject } from "../../tree/python-values.js";
-import { markNewObj } from "../pickle/newobj-mark.js";
-import { pickle } from "../pickle/pickler.js";
 import { DCP_METADATA_FILE, type DcpChunk, type DcpItem, type DcpMetadata, type DcpStorageLocation } from "./dcp-metadata.js";
 import { checkDcpCover } from "./dcp-cover.js";
+import { pickleDcpMetadata } from "./dcp-metadata-pickle.js";
 import { DCP_METADATA_CRC_FILE, metadataChecksum } from "./metadata-checksum.js";
 import type { DcpWrittenItem } from "./write-dcp-shard.js";
 import { writeBytesAtomically } from "../../io/write-atomically.js";
@@ -61,64 +58,13 @@ export function assembleDcpMetadata(byRank: readonly (readonly DcpWrittenItem[])
   return { items, plannerData: assembly.plannerData, checkpointId: assembly.checkpointId, saveId: assembly.saveId, version: DCP_VERSION };
 }
 
-const MD = "torch.distributed.checkpoint.metadata";
-
-/** A dataclass as Python pickles one: `cls.__new__(cls)` (NEWOBJ), then its fields (BUILD). */
-function dataclass(name: string, state?: unknown, module = MD): PyObject {
-  return markNewObj(new PyObject(module, name, [], state));
-}
-
-function torchSize(dims: readonly number[]): PyObject {
-  return new PyObject("torch", "Size", [asTuple([...dims])]);
-}
-
-/** `pathlib.PosixPath(*parts)`, as pickle writes a path (its class and its parts). */
-function posixPath(path: string): PyObject {
-  const parts = path.split("/").filter((p) => p !== "" && p !== ".");
-  return new PyObject("pathlib", "PosixPath", path.startsWith("/") ? ["/", ...parts] : parts.length > 0 ? parts : ["."]);
-}
-
 /**
- * The `.metadata` pickle torch 2.x's DCP writes (the classes, fields and nesting of
- * `torch.distributed.checkpoint.metadata.Metadata`), at protocol 2, which torch's
+ * The `.metadata` pickle torch 2.x's DCP writes (see `pickleDcpMetadata`), which torch's
  * `FileSystemReader` loads with `pickle.load`. Refuses a model savepoint's reader would refuse.
  */
 export function encodeDcpMetadata(md: DcpMetadata, where = DCP_METADATA_FILE): Uint8Array {
   checkBeforeWriting(md, where);
-  const stateDictMetadata: Record<string, unknown> = {};
-  const storageData = new Map<PyObject, PyObject>();
-  const storageInfo = (s: { file: string; offset: number; length: number }) =>
-    dataclass("_StorageInfo", { relative_path: s.file, offset: s.offset, length: s.length }, "torch.distributed.checkpoint.filesystem");
-  // One layout and memory format object shared by every TensorProperties, as torch's pickle memoises them.
-  const layout = new PyObject("torch.serialization", "_get_layout", ["torch.strided"]);
-  const contiguous = new PyObject(MD, "_MEM_FORMAT_ENCODING", [0]);
-  for (const item of md.items.values()) {
-    if (item.kind === "bytes") {
-      stateDictMetadata[item.key] = dataclass("BytesStorageMetadata");
-      // MetadataIndex(fqn) leaves `offset` at its class default, so it is not in the instance's fields.
-      storageData.set(dataclass("MetadataIndex", { fqn: item.key, index: null }), storageInfo(item.storage));
-      continue;
-    }
-    // TensorProperties pickles its fields as a tuple: (dtype, layout, requires_grad, memory_format, pin_memory).
-    const properties = dataclass("TensorProperties", asTuple([new PyGlobal("torch", torchDTypeName(item.dtype)), layout, item.requiresGrad, contiguous, false]));
-    const chunks = item.chunks.map((c, index) => {
-      storageData.set(dataclass("MetadataIndex", { fqn: item.key, offset: torchSize(c.offsets), index }), storageInfo(c.storage));
-      return dataclass("ChunkStorageMetadata", { offsets: torchSize(c.offsets), sizes: torchSize(c.sizes) });
-    });
-    stateDictMetadata[item.key] = dataclass("TensorStorageMetadata", { properties, size: torchSize(item.size), chunks });
-  }
-  // torch lists storage_data by rank, then in each file's order.
-  const ordered = new Map([...storageData].sort(([, a], [, b]) => compareStorage(a, b)));
-  const plannerData: Record<string, unknown> = {};
-  for (const [k, path] of md.plannerData ?? []) plannerData[k] = asTuple([...path]);
-  const metadata = dataclass("Metadata", {
-    state_dict_metadata: stateDictMetadata,
-    planner_data: plannerData,
-    storage_data: ordered,
-    storage_meta: dataclass("StorageMeta", { checkpoint_id: md.checkpointId === undefined ? null : posixPath(md.checkpointId), save_id: md.saveId ?? null, load_id: null, modules: [] }),
-    version: md.version ?? DCP_VERSION,
-  });
-  return pickle(metadata, { where });
+  return pickleDcpMetadata(md, where);
 }
 
 /**
@@ -138,13 +84,6 @@ function checkBeforeWriting(md: DcpMetadata, where: string): void {
       for (const c of item.chunks) checkStorage(item.key, c.storage);
     }
   }
-}
-
-function compareStorage(a: PyObject, b: PyObject): number {
-  const x = a.state as { relative_path: string; offset: number };
-  const y = b.state as { relative_path: string; offset: number };
-  const rank = (p: string) => Number(/^__(\d+)_/.exec(p)?.[1] ?? Number.MAX_SAFE_INTEGER);
-  return rank(x.relative_path) - rank(y.relative_path) || (x.relative_path < y.relative_path ? -1 : x.relative_path > y.relative_path ? 1 : 0) || x.offset - y.offset;
 }
 
 /**

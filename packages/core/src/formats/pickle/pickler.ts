@@ -10,6 +10,7 @@ import { ByteWriter } from "./byte-writer.js";
 import { isPlainObject } from "./dict-items.js";
 import { isNewObj, newObjKwargs } from "./newobj-mark.js";
 import { Op } from "./opcodes.js";
+import { SETITEMS_BATCH as BATCH, writeInt, writeLong1 } from "./op-writer.js";
 import { pyStateOf } from "./py-state.js";
 
 export interface ReduceSpec {
@@ -32,8 +33,6 @@ export function pickle(value: unknown, options: PickleOptions = {}): Uint8Array 
   return new Pickler(options).dump(value);
 }
 
-/** APPENDS / SETITEMS batch size, as CPython's pickler uses. */
-const BATCH = 1000;
 /** LONG1 holds at most 255 bytes: integers in [-2^2039, 2^2039). LONG4 is not accepted by torch. */
 const LONG1_LIMIT = 1n << 2039n;
 const LONE_SURROGATE = /\p{Cs}/u;
@@ -71,7 +70,10 @@ class Pickler {
    * the output offset right after it was created, where a PUT goes if it turns out to be shared.
    */
   private readonly seen = new Map<object, number>();
-  private readonly memoId = new Map<object, number>();
+  /** Memo slots, by object, or by a global's `module\nname\n`. */
+  private readonly memoId = new Map<unknown, number>();
+  /** Globals written so far: the output offset right after each, for a memo PUT when met again. */
+  private readonly globals = new Map<string, number>();
   private readonly puts: { offset: number; data: Uint8Array }[] = [];
   private readonly prefix: string;
 
@@ -179,7 +181,7 @@ class Pickler {
   }
 
   /** A second reference: give the object a memo slot (PUT spliced in at its creation) and GET it. */
-  private recall(obj: object, offset: number): void {
+  private recall(obj: unknown, offset: number): void {
     let id = this.memoId.get(obj);
     if (id === undefined) {
       id = this.memoId.size;
@@ -197,19 +199,10 @@ class Pickler {
   // ---- leaves ------------------------------------------------------------------------------
 
   private int(v: number): void {
-    if (v >= 0 && v <= 0xff) this.w.byte2(Op.BININT1, v);
-    else if (v >= 0 && v <= 0xffff) {
-      this.w.byte(Op.BININT2);
-      this.w.u16le(v);
-    } else if (v >= -0x80000000 && v <= 0x7fffffff) {
-      this.w.byte(Op.BININT);
-      this.w.i32le(v);
-    } else {
-      this.long(BigInt(v), null);
-    }
+    writeInt(this.w, v);
   }
 
-  /** LONG1: minimal little-endian two's complement, as Python's `encode_long`. */
+  /** LONG1: torch.load(weights_only=True) accepts no LONG4, so at most 255 bytes. */
   private long(v: bigint, label: Label | null): void {
     if (v >= LONG1_LIMIT || v < -LONG1_LIMIT) {
       throw new InvalidArgumentError(
@@ -217,18 +210,7 @@ class Pickler {
         { subject: this.options.where },
       );
     }
-    const out: number[] = [];
-    let x = v;
-    while (x !== 0n && x !== -1n) {
-      out.push(Number(x & 0xffn));
-      x >>= 8n;
-    }
-    // One more byte when the sign bit of the last one disagrees with the sign (or v is -1).
-    const last = out.length > 0 ? (out[out.length - 1] as number) : 0;
-    if (v < 0n && (out.length === 0 || (last & 0x80) === 0)) out.push(0xff);
-    else if (v > 0n && (last & 0x80) !== 0) out.push(0);
-    this.w.byte2(Op.LONG1, out.length);
-    this.w.bytes(Uint8Array.from(out));
+    writeLong1(this.w, v);
   }
 
   private string(s: string, label: Label | null): void {
@@ -264,7 +246,14 @@ class Pickler {
     this.w.byte(Op.REDUCE);
   }
 
+  /** GLOBAL once per class, as CPython writes it; later uses recall it from the memo. */
   private global(module: unknown, name: unknown, label: Label | null): void {
+    const key = `${String(module)}\n${String(name)}\n`;
+    const at = this.globals.get(key);
+    if (at !== undefined) {
+      this.recall(key, at);
+      return;
+    }
     if (typeof module !== "string" || typeof name !== "string" || !module || !name || /[\n\r]/.test(module + name)) {
       throw new InvalidArgumentError(
         `${this.prefix}the global ${String(module)}.${String(name)} at ${this.path(label)} is not a valid Python module and name.`,
@@ -272,7 +261,8 @@ class Pickler {
       );
     }
     this.w.byte(Op.GLOBAL);
-    this.w.bytes(encoder.encode(`${module}\n${name}\n`));
+    this.w.bytes(encoder.encode(key));
+    this.globals.set(key, this.w.length);
   }
 
   // ---- containers --------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import { crc32 } from "../zip/crc32.js";
 const SHORT_TAIL = 4 << 20;
 
 /** Long reads go in pieces of this size, checksummed as they arrive while later ones are read. */
-const PIECE = 1 << 20;
+const PIECE = 4 << 20;
 /**
  * Pieces in flight at once: the thread pool (warm cache) or the disk queue (cold) stays busy while
  * the main thread checksums. More gains nothing on a 4-thread pool and only holds buffers longer.
@@ -85,7 +85,7 @@ export class StorageRecord {
     if (length <= PIECE) {
       const out = await this.source.read(this.offset + offset, length, into);
       this.#fold(out.subarray(0, length), offset);
-      await this.#checkShortTail();
+      if (this.#shortTail()) await this.#checkShortTail();
       return out;
     }
     // A long read goes piece by piece, reading the next piece while this one is checksummed.
@@ -105,10 +105,15 @@ export class StorageRecord {
    * later read (so a partial load does not read unrequested megabytes).
    */
   async #checkShortTail(): Promise<void> {
+    if (!this.#shortTail()) return;
     const at = this.#next;
-    const rest = this.size - at;
-    if (this.#verified || rest <= 0 || rest > SHORT_TAIL) return;
-    this.#fold(await this.source.read(this.offset + at, rest), at);
+    this.#fold(await this.source.read(this.offset + at, this.size - at), at);
+  }
+
+  /** Whether an unverified tail of at most SHORT_TAIL bytes is left (checked without an await: most reads end at the record's end). */
+  #shortTail(): boolean {
+    const rest = this.size - this.#next;
+    return !this.#verified && rest > 0 && rest <= SHORT_TAIL;
   }
 
   /**

@@ -4,26 +4,60 @@
 
 type Crc32Function = (data: Uint8Array, previous?: number) => number;
 
-// zlib's CRC takes a 32-bit length; feeding it bounded slices keeps huge buffers safe.
+// Native CRCs take a 32-bit length; feeding them bounded slices keeps huge buffers safe.
 const NATIVE_SLICE = 1 << 30;
 
-/**
- * Node's zlib.crc32 (Node >= 20.15) is several times faster than JS. It is looked up at runtime,
- * not imported, so browser bundles of this module carry no `node:` import.
- */
-function findNativeCrc32(): Crc32Function | undefined {
+type BuiltinLookup = { getBuiltinModule?: (id: string) => unknown };
+
+/** Node's own modules, looked up at runtime so that browser bundles of this file import nothing. */
+function builtin<T>(id: string): T | undefined {
   try {
-    const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
-    const zlib = proc?.getBuiltinModule?.("node:zlib") as { crc32?: unknown } | undefined;
-    const native = zlib?.crc32;
-    if (typeof native !== "function") return undefined;
-    return (data, previous) => (native as (d: Uint8Array, v: number) => number)(data, previous ?? 0) >>> 0;
+    return ((globalThis as { process?: BuiltinLookup }).process?.getBuiltinModule?.(id) as T | undefined) ?? undefined;
   } catch {
     return undefined;
   }
 }
 
-const native = findNativeCrc32();
+/** Wraps a native `(data, previous) => crc` so that it always returns an unsigned 32-bit value. */
+function unsigned(fn: unknown): Crc32Function | undefined {
+  if (typeof fn !== "function") return undefined;
+  return (data, previous) => (fn as (d: Uint8Array, v: number) => number)(data, previous ?? 0) >>> 0;
+}
+
+/**
+ * `@node-rs/crc32` (an optional dependency with prebuilt binaries): a carry-less-multiply CRC that
+ * runs at about twice zlib's speed here (10 vs 4.7 GB/s), and a load or save of a GiB checksums
+ * every byte on the main thread. Resolved with `require` relative to this file, so a bundler never
+ * sees the name and a platform without the binary simply falls back to zlib.
+ */
+function findAcceleratedCrc32(): Crc32Function | undefined {
+  const mod = builtin<{ createRequire?: (from: string) => (id: string) => unknown }>("node:module");
+  if (typeof mod?.createRequire !== "function") return undefined;
+  let from: string | undefined;
+  try {
+    from = import.meta.url;
+  } catch {
+    /* CommonJS build */
+  }
+  from ??= typeof __filename === "string" ? __filename : undefined;
+  if (!from) return undefined;
+  try {
+    const lib = mod.createRequire(from)(["@node-rs", "crc32"].join("/")) as { crc32?: unknown };
+    const fn = unsigned(lib.crc32);
+    // Trusted only if it gives the standard check value.
+    return fn && fn(new TextEncoder().encode("123456789")) === 0xcbf43926 ? fn : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Node's zlib.crc32 (Node >= 20.15): several times faster than JS. */
+function findZlibCrc32(): Crc32Function | undefined {
+  return unsigned(builtin<{ crc32?: unknown }>("node:zlib")?.crc32);
+}
+
+const accelerated = findAcceleratedCrc32();
+const native = accelerated ?? findZlibCrc32();
 
 let tables: Uint32Array | undefined;
 
@@ -69,8 +103,11 @@ export function crc32Portable(data: Uint8Array, previous = 0): number {
   return ~crc >>> 0;
 }
 
-/** Whether `crc32` uses Node's zlib (true) or the portable JS tables (false). */
+/** Whether `crc32` runs native code (`@node-rs/crc32` or Node's zlib: true) or the portable JS tables (false). */
 export const crc32IsNative: boolean = native !== undefined;
+
+/** Which CRC-32 this process uses, fastest first: `@node-rs/crc32`, Node's zlib, or JS tables. */
+export const crc32Implementation: "@node-rs/crc32" | "zlib" | "portable" = accelerated ? "@node-rs/crc32" : native ? "zlib" : "portable";
 
 /** CRC-32 of `data`, continuing from `previous` (the CRC of the bytes before it; 0 to start). */
 export function crc32(data: Uint8Array, previous = 0): number {
