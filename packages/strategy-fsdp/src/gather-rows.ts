@@ -32,10 +32,46 @@ export interface GatherOptions {
   readonly batchBytes?: number;
   /** Pass the rows through files every rank can read (see `filesReachEveryRank`). @default false */
   readonly throughFiles?: boolean;
+  /** Through files: the most bytes one read or write call moves. @default FILE_PIECE (64 MiB) */
+  readonly fileCallBytes?: number;
 }
 
-/** File reads and writes go in pieces of this size (one call cannot move 2 GiB). */
+/** File reads and writes move at most this many bytes per call (one call cannot move 2 GiB)... */
 const FILE_PIECE = 64 << 20;
+/** ...in at most this many buffers (below every system's IOV_MAX): a model's thousands of small weights take a few calls, not one each. */
+const FILE_BUFFERS = 512;
+
+/**
+ * `buffers` cut into runs of at most `limit` bytes and FILE_BUFFERS buffers (a buffer over
+ * `limit` is cut in pieces), each moved by one readv / writev; `first` is the index of the
+ * buffer a run starts in, for messages.
+ */
+function* vectors(buffers: readonly Uint8Array[], limit: number): Generator<{ buffers: Uint8Array[]; bytes: number; first: number }> {
+  let run: { buffers: Uint8Array[]; bytes: number; first: number } = { buffers: [], bytes: 0, first: 0 };
+  for (let i = 0; i < buffers.length; i++) {
+    const b = buffers[i]!;
+    for (let at = 0; at < b.byteLength; ) {
+      if (run.buffers.length === 0) run.first = i;
+      const n = Math.min(b.byteLength - at, limit - run.bytes);
+      run.buffers.push(b.subarray(at, at + n));
+      run.bytes += n;
+      at += n;
+      if (run.bytes === limit || run.buffers.length === FILE_BUFFERS) {
+        yield run;
+        run = { buffers: [], bytes: 0, first: i };
+      }
+    }
+  }
+  if (run.bytes > 0) yield run;
+}
+
+/** The part of `buffers` after its first `done` bytes (a short readv / writev continues there). */
+function unwritten(buffers: readonly Uint8Array[], done: number): Uint8Array[] {
+  let skip = done;
+  let i = 0;
+  while (i < buffers.length && skip >= buffers[i]!.byteLength) skip -= buffers[i++]!.byteLength;
+  return i < buffers.length ? [buffers[i]!.subarray(skip), ...buffers.slice(i + 1)] : [];
+}
 
 /**
  * Every rank's rows of each weight, put together into the full weights (a collective operation:
@@ -44,7 +80,7 @@ const FILE_PIECE = 64 << 20;
  */
 export async function gatherRows(collective: Collective, tag: string, weights: readonly RowsToGather[], options: GatherOptions = {}): Promise<HostArray[]> {
   const wholes = weights.map((w) => new (w.rows.constructor as new (n: number) => HostArray)(numel(w.shape)));
-  if (options.throughFiles) await gatherThroughFiles(collective, tag, weights, wholes);
+  if (options.throughFiles) await gatherThroughFiles(collective, tag, weights, wholes, options.fileCallBytes ?? FILE_PIECE);
   else await gatherThroughCollective(collective, tag, weights, wholes, options.batchBytes ?? GATHER_BATCH_BYTES);
   return wholes;
 }
@@ -64,16 +100,20 @@ type FileOffer = { file: string; elements: number[] } | { error: string };
  * ranks swap the file names (and row counts, checked before anything is read), each reads the
  * others' files into the whole weights, and removes its own once every rank has read it.
  */
-async function gatherThroughFiles(collective: Collective, tag: string, weights: readonly RowsToGather[], wholes: HostArray[]): Promise<void> {
+async function gatherThroughFiles(collective: Collective, tag: string, weights: readonly RowsToGather[], wholes: HostArray[], callBytes: number): Promise<void> {
   const { rank, worldSize: world } = collective;
   const mine = exchangeFile();
   let offer: FileOffer = { file: mine, elements: weights.map((w) => w.rows.length) };
   try {
     const out = await open(mine, "w");
     try {
-      for (const w of weights) {
-        const bytes = new Uint8Array(w.rows.buffer, w.rows.byteOffset, w.rows.byteLength);
-        for (let at = 0; at < bytes.byteLength; at += FILE_PIECE) await out.write(bytes.subarray(at, at + FILE_PIECE));
+      let at = 0;
+      for (const run of vectors(weights.map((w) => new Uint8Array(w.rows.buffer, w.rows.byteOffset, w.rows.byteLength)), callBytes)) {
+        for (let done = 0; done < run.bytes; ) {
+          const { bytesWritten } = await out.writev(unwritten(run.buffers, done), at + done);
+          done += bytesWritten;
+        }
+        at += run.bytes;
       }
     } finally {
       await out.close();
@@ -103,14 +143,13 @@ async function gatherThroughFiles(collective: Collective, tag: string, weights: 
         const input = await open(file, "r");
         try {
           let at = 0;
-          for (let i = 0; i < weights.length; i++) {
-            const into = rowsBytes(weights[i]!, r, world, wholes[i]!);
-            for (let done = 0; done < into.byteLength; ) {
-              const { bytesRead } = await input.read(into, done, Math.min(FILE_PIECE, into.byteLength - done), at);
-              if (bytesRead === 0) throw new SavepointError(`gathering ${weights[i]!.key}: rank ${r}'s file ${file} ends early (removed or truncated while being read).`, { subject: weights[i]!.key });
+          for (const run of vectors(weights.map((w, i) => rowsBytes(w, r, world, wholes[i]!)), callBytes)) {
+            for (let done = 0; done < run.bytes; ) {
+              const { bytesRead } = await input.readv(unwritten(run.buffers, done), at + done);
+              if (bytesRead === 0) throw new SavepointError(`gathering ${weights[run.first]!.key} and the weights after it: rank ${r}'s file ${file} ends early (removed or truncated while being read).`, { subject: weights[run.first]!.key });
               done += bytesRead;
-              at += bytesRead;
             }
+            at += run.bytes;
           }
         } finally {
           await input.close();

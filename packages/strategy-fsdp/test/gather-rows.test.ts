@@ -74,6 +74,35 @@ describe("gathering sharded rows", () => {
     });
   }
 
+  it("through files, in few calls: 1,300 small weights (over the 512 buffers of one call) and big ones cut across calls, every value in place", async () => {
+    const world = 2;
+    const manyShapes: number[][] = [...Array.from({ length: 1300 }, (_, i) => [3 + (i % 5), 1 + (i % 3)]), [9, 3001], [0, 4], [2], [5, 2000]];
+    const wholes = manyShapes.map((s, i) => {
+      const a = new Float32Array(s.reduce((x, y) => x * y, 1));
+      for (let k = 0; k < a.length; k++) a[k] = i + k / 1e6;
+      return a;
+    });
+    const rows = (rank: number): RowsToGather[] =>
+      manyShapes.map((shape, i) => {
+        const r = rowRange(shape[0]!, rank, world);
+        const per = rangeElements(shape, { start: 0, rows: 1 });
+        return { key: `w${i}`, shape, rows: wholes[i]!.slice(r.start * per, (r.start + r.rows) * per) };
+      });
+    const left = await inTempFolder(async () => {
+      const group = createLocalGroup(world, { timeoutMs: 30_000 });
+      // 10,000 bytes per call: weights split across calls at odd offsets, and calls that start inside a weight.
+      const got = await Promise.all(group.map((c, r) => gatherRows(c, "load", rows(r), { throughFiles: true, fileCallBytes: 10_000 })));
+      for (const mine of got) {
+        expect(mine.length).toBe(wholes.length);
+        mine.forEach((w, i) => {
+          // Compared whole: a run cut at the wrong byte shifts everything after it.
+          expect(Buffer.compare(Buffer.from(w.buffer, w.byteOffset, w.byteLength), Buffer.from(wholes[i]!.buffer))).toBe(0);
+        });
+      }
+    });
+    expect(left).toEqual([]);
+  });
+
   it("through files too, a rank holding other rows than the split gives it is named before anything is read", async () => {
     const left = await inTempFolder(async () => {
       const group = createLocalGroup(2, { timeoutMs: 5000 });
