@@ -28,6 +28,7 @@ export type { AssignItem, Backend } from "./backends/backend.js";
 export { TfjsBackend, cpuBackend } from "./backends/tfjs/tfjs-backend.js";
 export { isTfjsTensor, isTfjsVariable, dtypeOfTfjs, tfjsDTypeFor, valuesFor, checkShape } from "./backends/tfjs/tfjs-tensors.js";
 export { readTensorBytes } from "./tensor/read-tensor-bytes.js";
+export { writableStorage } from "./backends/tfjs/in-place.js";
 
 export { type Collective, type CollectiveOptions, SingleProcessCollective } from "./collectives/collective.js";
 

@@ -19,6 +19,12 @@ export interface RowsToGather {
   readonly key: string;
   readonly shape: readonly number[];
   readonly rows: HostArray;
+  /**
+   * Where the whole weight goes (the full variable's own storage, say), of the rows' type and
+   * `numel(shape)` elements; a new array when absent. Filled as the rows arrive, so a gather that
+   * fails leaves it partly written.
+   */
+  readonly into?: HostArray;
 }
 
 /** Piece `piece` of `pieces` of rank `rank`'s rows of a weight: element bounds within those rows. */
@@ -79,7 +85,14 @@ function unwritten(buffers: readonly Uint8Array[], done: number): Uint8Array[] {
  * read each other's, else through the collective in bounded messages (at most `batchBytes` each).
  */
 export async function gatherRows(collective: Collective, tag: string, weights: readonly RowsToGather[], options: GatherOptions = {}): Promise<HostArray[]> {
-  const wholes = weights.map((w) => new (w.rows.constructor as new (n: number) => HostArray)(numel(w.shape)));
+  const wholes = weights.map((w) => {
+    const n = numel(w.shape);
+    if (!w.into) return new (w.rows.constructor as new (n: number) => HostArray)(n);
+    if (w.into.constructor !== w.rows.constructor || w.into.length !== n) {
+      throw new InvalidArgumentError(`gathering ${w.key}: the destination holds ${w.into.length} ${w.into.constructor.name} elements, ${n} ${w.rows.constructor.name} elements expected.`, { subject: w.key });
+    }
+    return w.into;
+  });
   if (options.throughFiles) await gatherThroughFiles(collective, tag, weights, wholes, options.fileCallBytes ?? FILE_PIECE);
   else await gatherThroughCollective(collective, tag, weights, wholes, options.batchBytes ?? GATHER_BATCH_BYTES);
   return wholes;

@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { allReduce, InvalidArgumentError, modelParameters, numel, type Collective } from "@savepoint/core";
+import { allReduce, InvalidArgumentError, modelParameters, numel, writableStorage, type Collective } from "@savepoint/core";
 import { gatherRows, type HostArray } from "./gather-rows.js";
 import { filesReachEveryRank } from "./file-exchange.js";
 import { rangeElements, rowRange, type RowRange } from "./shard-rows.js";
@@ -112,13 +112,17 @@ export class ShardedModel<M extends LayersModelLike = LayersModelLike> {
   async gather(tag?: string): Promise<void> {
     const sharded = this.parameters.filter((p) => p.sharded);
     const name = tag ?? `fsdp gather ${++this.#gathers}`;
+    // Gathered straight into each full variable's own storage where tfjs allows it: no full-size
+    // allocation per gather (its page faults and collections cost more than the copy itself).
+    const into = sharded.map((p) => inPlace(p.full, p.local.dataSync() as HostArray));
     const wholes = await gatherRows(
       this.collective,
       name,
-      sharded.map((p) => ({ key: p.key, shape: p.shape, rows: p.local.dataSync() as HostArray })),
+      sharded.map((p, i) => ({ key: p.key, shape: p.shape, rows: p.local.dataSync() as HostArray, into: into[i] })),
       { throughFiles: await filesReachEveryRank(this.collective, name) },
     );
     sharded.forEach((p, i) => {
+      if (into[i]) return;
       const t = tf.tensor(wholes[i]!, [...p.shape], p.full.dtype);
       p.full.assign(t);
       t.dispose();
@@ -156,4 +160,12 @@ export class ShardedModel<M extends LayersModelLike = LayersModelLike> {
   dispose(): void {
     for (const p of this.parameters) if (p.sharded) p.local.dispose();
   }
+}
+
+/** The full variable's own storage as an array of the rows' type, when tfjs lets it be written in place. */
+function inPlace(full: tf.Variable, rows: HostArray): HostArray | undefined {
+  const bytes = writableStorage(full);
+  const Type = rows.constructor as { new (buffer: ArrayBufferLike, offset: number, length: number): HostArray; BYTES_PER_ELEMENT: number };
+  if (!bytes || bytes.byteLength !== full.size * Type.BYTES_PER_ELEMENT || bytes.byteOffset % Type.BYTES_PER_ELEMENT !== 0) return undefined;
+  return new Type(bytes.buffer, bytes.byteOffset, full.size);
 }

@@ -38,6 +38,27 @@ describe("gathering sharded rows", () => {
     });
   }
 
+  it("fills the destinations it is given (and returns them), and refuses one of the wrong size or type before anything moves", async () => {
+    for (const throughFiles of [false, true]) {
+      const left = await inTempFolder(async () => {
+        const group = createLocalGroup(2, { timeoutMs: 5000 });
+        const into = group.map(() => full.map((a) => new Float32Array(a.length)));
+        const got = await Promise.all(group.map((c, r) => gatherRows(c, "load", rowsOf(r, 2).map((w, i) => ({ ...w, into: into[r]![i] })), { throughFiles })));
+        got.forEach((wholes, r) => {
+          expect(wholes).toEqual(full);
+          wholes.forEach((w, i) => expect(w).toBe(into[r]![i]));
+        });
+      });
+      expect(left).toEqual([]);
+    }
+    const group = createLocalGroup(2, { timeoutMs: 5000 });
+    const bad = [new Float32Array(34), new Int32Array(35)];
+    for (const wrong of bad) {
+      const results = await Promise.allSettled(group.map((c, r) => gatherRows(c, "load", rowsOf(r, 2).map((w, i) => (i === 0 ? { ...w, into: wrong } : w)))));
+      expect(results[0]!.status === "rejected" && String(results[0]!.reason)).toMatch(/gathering w0: the destination holds (34 Float32Array|35 Int32Array) elements, 35 Float32Array elements expected/);
+    }
+  });
+
   it("names the weight and the rank whose rows do not fit the shape", async () => {
     const group = createLocalGroup(2, { timeoutMs: 5000 });
     const bad = (r: number) => rowsOf(r, 2).map((w, i) => (r === 1 && i === 0 ? { ...w, rows: w.rows.slice(1) } : w));

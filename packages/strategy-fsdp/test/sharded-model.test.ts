@@ -28,6 +28,32 @@ describe("ShardedModel", () => {
     for (const r of group) expect(r.model.module.weights.map((w) => bits(w.read()))).toEqual(reference.weights.map((w) => bits(w.read())));
   });
 
+  it("gather() writes into each full weight's own storage; a weight whose storage another tensor shares gets a fresh one, and that tensor keeps its values", async () => {
+    const group = ranks(2, new MemoryIO(), () => mlp(3));
+    const reference = mlp(3);
+    const storageOf = (v: tf.Variable) => (tf.backend() as unknown as { data: { get(id: object): { values: Float32Array } } }).data.get(v.dataId).values;
+    const before = group.map((r) => {
+      // Disposed after the assign, so each variable is the only owner of its storage.
+      for (const p of r.model.parameters) tf.tidy(() => p.full.assign(tf.zerosLike(p.full)));
+      return r.model.parameters.map((p) => ({ storage: storageOf(p.full), dataId: p.full.dataId }));
+    });
+    // Rank 1 keeps a tensor sharing one weight's storage (as a user's `read()` result would).
+    const shared = group[1]!.model.parameters[0]!;
+    const alias = tf.clone(shared.full);
+    await Promise.all(group.map((r) => r.model.gather()));
+    group.forEach((r, k) => {
+      expect(r.model.module.weights.map((w) => bits(w.read()))).toEqual(reference.weights.map((w) => bits(w.read())));
+      r.model.parameters.forEach((p, i) => {
+        const inPlace = !(k === 1 && i === 0);
+        // In place: the same storage now holds the gathered values, no new tensor was made.
+        expect(storageOf(p.full) === before[k]![i]!.storage).toBe(inPlace);
+        if (inPlace) expect(p.full.dataId).toBe(before[k]![i]!.dataId);
+      });
+    });
+    expect(Array.from(alias.dataSync()).every((x) => x === 0)).toBe(true);
+    alias.dispose();
+  });
+
   it("trains bit for bit like the unsharded model (two ranks, the same batch on both)", async () => {
     const group = ranks(2, new MemoryIO(), () => mlp(5));
     const plain = mlp(5);

@@ -54,15 +54,33 @@ function cpuStorage(t: tf.Tensor): { values: Float32Array | Int32Array; owners: 
   return { values, owners: cpu.refCount(t.dataId) };
 }
 
-/** The variable's own storage as bytes, when it may be written in place; else undefined. */
-export function ownStorage(variable: tf.Variable, source: TensorSource): Uint8Array | undefined {
-  if (variable.dtype !== source.dtype) return undefined;
+/**
+ * The storage of a float32 or int32 variable of tfjs's CPU backend, when it may be written in
+ * place: no other tensor shares it and no async save holds it. Writing it changes the variable's
+ * values at once (and those of arrays obtained from its `dataSync()`), without allocating; this is
+ * how loads fill variables, and how sharded strategies gather full weights. Undefined for any
+ * other backend or dtype, or when the variable must be assigned a fresh tensor instead.
+ *
+ * @example
+ * ```ts
+ * const bytes = writableStorage(variable);
+ * if (bytes) bytes.set(newBytes); // same length: variable.size * 4
+ * else variable.assign(tf.tensor(newValues, variable.shape));
+ * ```
+ */
+export function writableStorage(variable: tf.Variable): Uint8Array | undefined {
   const storage = cpuStorage(variable);
   // Shared with another tensor, or held by an async save in flight: never written in place.
   if (!storage || storage.owners !== 1 || isPinned(storage.values.buffer)) return undefined;
   const { values } = storage;
-  if (values.byteLength !== source.byteLength) return undefined;
   return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+}
+
+/** The variable's own storage as bytes, when `source` may be written into it in place; else undefined. */
+export function ownStorage(variable: tf.Variable, source: TensorSource): Uint8Array | undefined {
+  if (variable.dtype !== source.dtype) return undefined;
+  const bytes = writableStorage(variable);
+  return bytes && bytes.byteLength === source.byteLength ? bytes : undefined;
 }
 
 /**
