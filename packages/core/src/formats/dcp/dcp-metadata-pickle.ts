@@ -214,11 +214,12 @@ class MetadataPickler {
     else this.#contiguous = put;
   }
 
+  /** Every string is memoised: field names repeat per chunk, and a key appears in several places. */
   #string(s: string): void {
     if (LONE_SURROGATE.test(s)) {
       throw new InvalidArgumentError(`${this.where}: the key or name ${JSON.stringify(s)} contains a lone UTF-16 surrogate, which is not valid UTF-8. Fix it (String.prototype.toWellFormed) before saving.`, { subject: this.where });
     }
-    this.#o.string(s);
+    this.#o.memoString(s);
   }
 }
 

@@ -13,6 +13,7 @@ export class OpWriter {
   readonly w = new ByteWriter();
   #memo = 0;
   readonly #globals = new Map<string, number>();
+  readonly #strings = new Map<string, number>();
 
   constructor() {
     this.w.byte2(Op.PROTO, 2);
@@ -39,6 +40,21 @@ export class OpWriter {
   string(s: string): void {
     this.w.byte(Op.BINUNICODE);
     this.w.utf8WithLength(s);
+  }
+
+  /**
+   * A str written once and recalled from the memo after, as CPython's pickler does for a string
+   * object met again (field names, a key used in several places): smaller, and read back without
+   * being decoded again.
+   */
+  memoString(s: string): void {
+    const id = this.#strings.get(s);
+    if (id !== undefined) {
+      this.get(id);
+      return;
+    }
+    this.string(s);
+    this.#strings.set(s, this.put());
   }
 
   /** `module.name`, written the first time and recalled from the memo after. */
