@@ -1,4 +1,7 @@
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { crc32, crc32Implementation, crc32IsNative, crc32Portable } from "../../src/formats/zip/crc32.js";
 
@@ -31,8 +34,17 @@ describe("crc32", () => {
   });
 
   it("uses @node-rs/crc32 here (its linux-x64 binary is installed with core)", () => {
-    expect(crc32IsNative).toBe(true);
-    expect(crc32Implementation).toBe("@node-rs/crc32");
+    expect(crc32IsNative()).toBe(true);
+    expect(crc32Implementation()).toBe("@node-rs/crc32");
+  });
+
+  it("importing core (ESM or CommonJS build) loads no native addon; the first checksum loads @node-rs/crc32", () => {
+    const dist = fileURLToPath(new URL("../../dist/", import.meta.url));
+    const addons = "Object.keys(require.cache).filter((k) => k.endsWith('.node')).length";
+    const cjs = execFileSync(process.execPath, ["-e", `const m = require(${JSON.stringify(join(dist, "index.cjs"))}); const before = ${addons}; new m.MemoryIO(); console.log(before)`], { encoding: "utf8" });
+    expect(cjs.trim()).toBe("0");
+    const esm = execFileSync(process.execPath, ["--input-type=module", "-e", `import { createRequire } from "node:module"; const require = createRequire(${JSON.stringify(join(dist, "index.js"))}); const m = await import(${JSON.stringify(join(dist, "index.js"))}); const before = ${addons}; await new m.Fabric({ io: new m.MemoryIO() }).save("x.ckpt", { w: m.HostTensor.fromValues("float32", [2], [1, 2]) }); console.log(before, ${addons})`], { encoding: "utf8" });
+    expect(esm.trim()).toBe("0 1");
   });
 
   it("the accelerated CRC agrees with zlib and the tables on odd lengths, offsets and 1 GiB-crossing folds", async () => {
@@ -50,7 +62,7 @@ describe("crc32", () => {
     vi.stubGlobal("process", { ...process, getBuiltinModule: (id: string) => (id === "node:module" ? undefined : real(id)) });
     vi.resetModules();
     const fallback = await import("../../src/formats/zip/crc32.js");
-    expect(fallback.crc32Implementation).toBe("zlib");
+    expect(fallback.crc32Implementation()).toBe("zlib");
     const data = new Uint8Array(randomBytes(10_000));
     expect(fallback.crc32(data)).toBe(crc32(data));
     expect(incremental(fallback.crc32, data)).toBe(crc32(data));
@@ -72,8 +84,8 @@ describe("crc32", () => {
     vi.stubGlobal("process", { ...process, getBuiltinModule: undefined });
     vi.resetModules();
     const fallback = await import("../../src/formats/zip/crc32.js");
-    expect(fallback.crc32IsNative).toBe(false);
-    expect(fallback.crc32Implementation).toBe("portable");
+    expect(fallback.crc32IsNative()).toBe(false);
+    expect(fallback.crc32Implementation()).toBe("portable");
     const data = new Uint8Array(randomBytes(10_000));
     expect(fallback.crc32(data)).toBe(crc32(data));
     expect(incremental(fallback.crc32, data)).toBe(crc32(data));

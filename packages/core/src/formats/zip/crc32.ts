@@ -56,8 +56,21 @@ function findZlibCrc32(): Crc32Function | undefined {
   return unsigned(builtin<{ crc32?: unknown }>("node:zlib")?.crc32);
 }
 
-const accelerated = findAcceleratedCrc32();
-const native = accelerated ?? findZlibCrc32();
+type Implementation = "@node-rs/crc32" | "zlib" | "portable";
+
+/**
+ * Chosen on the first checksum, not at import: importing core loads no native code (a program
+ * that never reads or writes a checkpoint pays nothing, and addon-free imports stay addon-free).
+ */
+let chosen: { name: Implementation; fn: Crc32Function | undefined } | undefined;
+
+function choose(): { name: Implementation; fn: Crc32Function | undefined } {
+  if (chosen) return chosen;
+  const accelerated = findAcceleratedCrc32();
+  const zlib = accelerated ? undefined : findZlibCrc32();
+  chosen = accelerated ? { name: "@node-rs/crc32", fn: accelerated } : zlib ? { name: "zlib", fn: zlib } : { name: "portable", fn: undefined };
+  return chosen;
+}
 
 let tables: Uint32Array | undefined;
 
@@ -104,13 +117,18 @@ export function crc32Portable(data: Uint8Array, previous = 0): number {
 }
 
 /** Whether `crc32` runs native code (`@node-rs/crc32` or Node's zlib: true) or the portable JS tables (false). */
-export const crc32IsNative: boolean = native !== undefined;
+export function crc32IsNative(): boolean {
+  return choose().fn !== undefined;
+}
 
 /** Which CRC-32 this process uses, fastest first: `@node-rs/crc32`, Node's zlib, or JS tables. */
-export const crc32Implementation: "@node-rs/crc32" | "zlib" | "portable" = accelerated ? "@node-rs/crc32" : native ? "zlib" : "portable";
+export function crc32Implementation(): Implementation {
+  return choose().name;
+}
 
 /** CRC-32 of `data`, continuing from `previous` (the CRC of the bytes before it; 0 to start). */
 export function crc32(data: Uint8Array, previous = 0): number {
+  const native = (chosen ?? choose()).fn;
   if (!native) return crc32Portable(data, previous);
   let crc = previous >>> 0;
   for (let at = 0; at < data.length; at += NATIVE_SLICE) {
