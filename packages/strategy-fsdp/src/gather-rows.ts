@@ -1,5 +1,5 @@
 import { open, rm } from "node:fs/promises";
-import { InvalidArgumentError, numel, SavepointError, type Collective } from "@savepoint/core";
+import { bytesOf, InvalidArgumentError, numel, SavepointError, type Collective } from "@savepoint/core";
 import { exchangeFile } from "./file-exchange.js";
 import { rangeElements, rowRange } from "./shard-rows.js";
 
@@ -80,6 +80,23 @@ function unwritten(buffers: readonly Uint8Array[], done: number): Uint8Array[] {
 }
 
 /**
+ * Moves `buffers`, laid end to end from the start of a file, with `call` (a readv or writev at a
+ * position, returning the bytes it moved) in runs of `vectors`, continuing short calls; a call that
+ * moves nothing means the file ended: `ended` names the first weight of that run.
+ */
+async function moveVectored(buffers: readonly Uint8Array[], limit: number, call: (buffers: Uint8Array[], position: number) => Promise<number>, ended: (first: number) => Error): Promise<void> {
+  let at = 0;
+  for (const run of vectors(buffers, limit)) {
+    for (let done = 0; done < run.bytes; ) {
+      const moved = await call(unwritten(run.buffers, done), at + done);
+      if (moved === 0) throw ended(run.first);
+      done += moved;
+    }
+    at += run.bytes;
+  }
+}
+
+/**
  * Every rank's rows of each weight, put together into the full weights (a collective operation:
  * every rank calls it with the same weights in the same order). Through files when the ranks can
  * read each other's, else through the collective in bounded messages (at most `batchBytes` each).
@@ -120,14 +137,12 @@ async function gatherThroughFiles(collective: Collective, tag: string, weights: 
   try {
     const out = await open(mine, "w");
     try {
-      let at = 0;
-      for (const run of vectors(weights.map((w) => new Uint8Array(w.rows.buffer, w.rows.byteOffset, w.rows.byteLength)), callBytes)) {
-        for (let done = 0; done < run.bytes; ) {
-          const { bytesWritten } = await out.writev(unwritten(run.buffers, done), at + done);
-          done += bytesWritten;
-        }
-        at += run.bytes;
-      }
+      await moveVectored(
+        weights.map((w) => bytesOf(w.rows)),
+        callBytes,
+        async (buffers, position) => (await out.writev(buffers, position)).bytesWritten,
+        (first) => new SavepointError(`gathering ${weights[first]!.key}: writing ${mine} made no progress.`, { subject: weights[first]!.key }),
+      );
     } finally {
       await out.close();
     }
@@ -149,21 +164,18 @@ async function gatherThroughFiles(collective: Collective, tag: string, weights: 
       });
       for (let r = 0; r < world; r++) {
         if (r === rank) {
-          weights.forEach((w, i) => rowsBytes(w, r, world, wholes[i]!).set(new Uint8Array(w.rows.buffer, w.rows.byteOffset, w.rows.byteLength)));
+          weights.forEach((w, i) => rowsBytes(w, r, world, wholes[i]!).set(bytesOf(w.rows)));
           continue;
         }
         const file = (offers[r] as { file: string }).file;
         const input = await open(file, "r");
         try {
-          let at = 0;
-          for (const run of vectors(weights.map((w, i) => rowsBytes(w, r, world, wholes[i]!)), callBytes)) {
-            for (let done = 0; done < run.bytes; ) {
-              const { bytesRead } = await input.readv(unwritten(run.buffers, done), at + done);
-              if (bytesRead === 0) throw new SavepointError(`gathering ${weights[run.first]!.key} and the weights after it: rank ${r}'s file ${file} ends early (removed or truncated while being read).`, { subject: weights[run.first]!.key });
-              done += bytesRead;
-            }
-            at += run.bytes;
-          }
+          await moveVectored(
+            weights.map((w, i) => rowsBytes(w, r, world, wholes[i]!)),
+            callBytes,
+            async (buffers, position) => (await input.readv(buffers, position)).bytesRead,
+            (first) => new SavepointError(`gathering ${weights[first]!.key} and the weights after it: rank ${r}'s file ${file} ends early (removed or truncated while being read).`, { subject: weights[first]!.key }),
+          );
         } finally {
           await input.close();
         }

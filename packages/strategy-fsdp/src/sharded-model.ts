@@ -114,11 +114,13 @@ export class ShardedModel<M extends LayersModelLike = LayersModelLike> {
     const name = tag ?? `fsdp gather ${++this.#gathers}`;
     // Gathered straight into each full variable's own storage where tfjs allows it: no full-size
     // allocation per gather (its page faults and collections cost more than the copy itself).
-    const into = sharded.map((p) => inPlace(p.full, p.local.dataSync() as HostArray));
+    // Each rank's rows read once (on a GPU backend, dataSync downloads them).
+    const rows = sharded.map((p) => p.local.dataSync() as HostArray);
+    const into = sharded.map((p, i) => inPlace(p.full, rows[i]!));
     const wholes = await gatherRows(
       this.collective,
       name,
-      sharded.map((p, i) => ({ key: p.key, shape: p.shape, rows: p.local.dataSync() as HostArray, into: into[i] })),
+      sharded.map((p, i) => ({ key: p.key, shape: p.shape, rows: rows[i]!, into: into[i] })),
       { throughFiles: await filesReachEveryRank(this.collective, name) },
     );
     sharded.forEach((p, i) => {

@@ -3,9 +3,8 @@ import { SavepointError } from "../../errors.js";
 import { HostTensor, isStoredTensor } from "../../tensor/stored-tensor.js";
 import { IdleSpare } from "../../tensor/idle-spare.js";
 import { StagingRing } from "../../tensor/staging-ring.js";
-import type { TensorSource } from "../../tensor/tensor-source.js";
 import type { AssignItem } from "../backend.js";
-import { ownStorage } from "./in-place.js";
+import { ownStorage, writeVerified } from "./in-place.js";
 import { checkShape, isTfjsVariable } from "./tfjs-tensors.js";
 
 /**
@@ -84,7 +83,7 @@ export async function assignPipelined(items: readonly AssignItem[], assignOne: (
       const bytes = await p.bytes;
       // A reader may hand back its own buffer instead of filling the one it was given.
       if (bytes.buffer !== p.view.buffer || bytes.byteOffset !== p.view.byteOffset) p.view.set(bytes.subarray(0, p.view.byteLength));
-      writeInto(item.target as tf.Variable, item.source, p.view);
+      writeVerified(item.target as tf.Variable, item.source, p.view);
       pending.shift();
       ring.release();
       readAhead();
@@ -94,22 +93,5 @@ export async function assignPipelined(items: readonly AssignItem[], assignOne: (
     if (pending.length > 0) await Promise.allSettled(pending.map((p) => p.bytes));
     ring.clear();
     rings.give(ring);
-  }
-}
-
-/** Copies verified bytes into the variable's own storage, or assigns a fresh copy when that changed meanwhile. */
-function writeInto(variable: tf.Variable, source: TensorSource, bytes: Uint8Array): void {
-  const storage = ownStorage(variable, source);
-  if (storage) {
-    storage.set(bytes);
-    return;
-  }
-  // The variable was reassigned (or its storage shared) while the record was being read.
-  const copy = bytes.slice().buffer;
-  const fresh = tf.tensor(variable.dtype === "float32" ? new Float32Array(copy) : new Int32Array(copy), variable.shape, variable.dtype);
-  try {
-    variable.assign(fresh);
-  } finally {
-    fresh.dispose();
   }
 }

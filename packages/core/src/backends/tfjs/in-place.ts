@@ -123,20 +123,29 @@ export async function copyIntoOwnStorage(variable: tf.Variable, source: TensorSo
       }
       if (off !== source.byteLength) throw new InvalidArgumentError(`${key}: the tensor streamed ${off === view.byteLength ? "more than" : off} of its ${source.byteLength} bytes; its chunks() disagrees with its dtype and shape.`, { subject: key });
     }
-    // Checked again: the variable may have been reassigned while the record was being read.
-    const storage = ownStorage(variable, source);
-    if (!storage) {
-      const fresh = tf.tensor(variable.dtype === "float32" ? new Float32Array(bytes.slice().buffer) : new Int32Array(bytes.slice().buffer), variable.shape, variable.dtype);
-      try {
-        variable.assign(fresh);
-      } finally {
-        fresh.dispose();
-      }
-      return true;
-    }
-    storage.set(bytes.subarray(0, source.byteLength));
+    writeVerified(variable, source, bytes.subarray(0, source.byteLength));
     return true;
   } finally {
     spares.give(staging);
+  }
+}
+
+/**
+ * Writes a record's verified bytes (exactly `source.byteLength`) into the variable's own storage,
+ * checked again here because the variable may have been reassigned (or its storage shared) while
+ * the record was being read; then it is assigned a fresh copy instead.
+ */
+export function writeVerified(variable: tf.Variable, source: TensorSource, bytes: Uint8Array): void {
+  const storage = ownStorage(variable, source);
+  if (storage) {
+    storage.set(bytes);
+    return;
+  }
+  const copy = bytes.slice().buffer;
+  const fresh = tf.tensor(variable.dtype === "float32" ? new Float32Array(copy) : new Int32Array(copy), variable.shape, variable.dtype);
+  try {
+    variable.assign(fresh);
+  } finally {
+    fresh.dispose();
   }
 }

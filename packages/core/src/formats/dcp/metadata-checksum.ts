@@ -1,6 +1,6 @@
 import { CheckpointNotFoundError, CorruptCheckpointError } from "../../errors.js";
 import type { ByteSource } from "../../io/byte-source.js";
-import { crc32 } from "../zip/crc32.js";
+import { crc32, crcHex } from "../zip/crc32.js";
 
 /**
  * DCP's `.metadata` is a bare pickle: torch keeps no checksum of it, and a flipped byte in it can
@@ -12,7 +12,7 @@ export const DCP_METADATA_CRC_FILE = ".metadata.crc32";
 
 /** The sidecar's content for metadata `bytes`. */
 export function metadataChecksum(bytes: Uint8Array): Uint8Array {
-  return new TextEncoder().encode(`${crc32(bytes).toString(16).padStart(8, "0")}\n`);
+  return new TextEncoder().encode(`${crcHex(crc32(bytes))}\n`);
 }
 
 /**
@@ -29,7 +29,7 @@ export async function checkMetadataChecksum(bytes: Uint8Array, where: string, op
     throw err;
   }
   const text = new TextDecoder().decode(await sidecar.read(0, Math.min(sidecar.size, 64))).trim();
-  const actual = crc32(bytes).toString(16).padStart(8, "0");
+  const actual = crcHex(crc32(bytes));
   if (!/^[0-9a-f]{8}$/.test(text) || text !== actual) {
     throw new CorruptCheckpointError(
       `${where} is damaged: its CRC-32 is ${actual} but ${DCP_METADATA_CRC_FILE} beside it records ${JSON.stringify(text.slice(0, 16))}. Restore the checkpoint folder from a copy (or load with verify: false to read it anyway).`,

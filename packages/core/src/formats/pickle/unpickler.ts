@@ -81,8 +81,6 @@ class Machine {
   private readonly memo = new Map<number, unknown>();
   /** Pushed value of each global already looked up, by "module\nname". */
   private readonly globalValues = new Map<string, unknown>();
-  /** GLOBAL opcodes seen, by their raw `module\nname\n` bytes (see `globalLine`). */
-  private readonly globalLines: { raw: Uint8Array; value: unknown }[] = [];
   /** Which allow-listed global a pushed value stands for. */
   private readonly classes = new WeakMap<object, GlobalInfo>();
   /**
@@ -317,9 +315,12 @@ class Machine {
           break;
         }
 
-        case Op.GLOBAL:
-          stack.push(this.globalLine());
+        case Op.GLOBAL: {
+          const module = this.utf8Line();
+          const name = this.utf8Line();
+          stack.push(this.global(module, name));
           break;
+        }
         case Op.STACK_GLOBAL: {
           const name = this.pop();
           const module = this.pop();
@@ -468,36 +469,6 @@ class Machine {
     const [s, e] = this.line();
     for (let i = s; i < e; i++) if ((this.bytes[i] as number) >= 0x80) throw this.corrupt("a text argument is not ASCII");
     return latin1(this.bytes, s, e);
-  }
-
-  /**
-   * A GLOBAL's value. Pickles that do not memoise globals repeat the same few lines thousands of
-   * times (one per tensor); those are matched by their bytes instead of being decoded again.
-   */
-  private globalLine(): unknown {
-    const start = this.pos;
-    const cached = this.globalLines;
-    for (let k = 0; k < cached.length; k++) {
-      const { raw, value } = cached[k]!;
-      const end = start + raw.length;
-      if (end > this.bytes.length) continue;
-      let same = true;
-      for (let i = 0; i < raw.length; i++) {
-        if (this.bytes[start + i] !== raw[i]) {
-          same = false;
-          break;
-        }
-      }
-      if (same) {
-        this.pos = end;
-        return value;
-      }
-    }
-    const module = this.utf8Line();
-    const name = this.utf8Line();
-    const value = this.global(module, name);
-    if (cached.length < 16) cached.push({ raw: this.bytes.slice(start, this.pos), value });
-    return value;
   }
 
   private utf8Line(): string {

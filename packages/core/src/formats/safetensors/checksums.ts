@@ -1,7 +1,7 @@
 import { safetensorsCode, type DType } from "../../dtype.js";
 import { CorruptCheckpointError, InvalidArgumentError } from "../../errors.js";
 import type { TensorSource } from "../../tensor/tensor-source.js";
-import { crc32 } from "../zip/crc32.js";
+import { crc32, crcHex } from "../zip/crc32.js";
 import { compareNames, encodeSafetensorsHeader, type SafetensorsHeader } from "./header.js";
 import { parseStrictJson, StrictJsonError } from "./strict-json.js";
 
@@ -44,9 +44,6 @@ export function headerCrc(metadata: Readonly<Record<string, string>>, table: rea
   return crc32(new TextEncoder().encode(lines.join("")));
 }
 
-function hex8(n: number): string {
-  return (n >>> 0).toString(16).padStart(8, "0");
-}
 
 /**
  * The CRC-32 of each tensor's bytes, in one pass over `chunks()`. safetensors puts its header
@@ -83,11 +80,11 @@ export function withChecksums(
 ): Record<string, string> {
   const { offsets } = encodeSafetensorsHeader([...entries], metadata);
   const order = entries.map((_, i) => i).sort((i, j) => offsets[i]![0] - offsets[j]![0] || offsets[i]![1] - offsets[j]![1]);
-  const map = `{${order.map((i) => `${JSON.stringify(entries[i]!.name)}:"${hex8(crcs[i]!)}"`).join(",")}}`;
+  const map = `{${order.map((i) => `${JSON.stringify(entries[i]!.name)}:"${crcHex(crcs[i]!)}"`).join(",")}}`;
   const out: Record<string, string> = Object.fromEntries(Object.entries(metadata).filter(([k]) => k !== TENSOR_CRC_KEY && k !== HEADER_CRC_KEY));
   out[TENSOR_CRC_KEY] = map;
   const table = entries.map((e, i) => ({ name: e.name, code: safetensorsCode(e.dtype), shape: e.shape, begin: offsets[i]![0], end: offsets[i]![1] }));
-  out[HEADER_CRC_KEY] = hex8(headerCrc(out, table));
+  out[HEADER_CRC_KEY] = crcHex(headerCrc(out, table));
   return out;
 }
 
@@ -119,7 +116,7 @@ export function readChecksums(header: SafetensorsHeader, file: string): Readonly
     }));
     const actual = headerCrc(metadata, table);
     if (actual !== expected) {
-      damaged(`its header (tensor names, dtypes, shapes, offsets or metadata) has CRC-32 ${hex8(actual)} but __metadata__["${HEADER_CRC_KEY}"] records ${headerText}`);
+      damaged(`its header (tensor names, dtypes, shapes, offsets or metadata) has CRC-32 ${crcHex(actual)} but __metadata__["${HEADER_CRC_KEY}"] records ${headerText}`);
     }
   }
 
@@ -143,7 +140,7 @@ export function readChecksums(header: SafetensorsHeader, file: string): Readonly
     const crc = out.get(e.name);
     if (crc === undefined) damaged(`tensor ${JSON.stringify(e.name)} has no CRC in __metadata__["${TENSOR_CRC_KEY}"]`);
     // Empty tensors are never read, so their (always zero) CRC is checked here.
-    if (e.begin === e.end && crc !== 0) damaged(`__metadata__["${TENSOR_CRC_KEY}"] records ${hex8(crc!)} for the empty tensor ${JSON.stringify(e.name)}, whose CRC-32 is 00000000`);
+    if (e.begin === e.end && crc !== 0) damaged(`__metadata__["${TENSOR_CRC_KEY}"] records ${crcHex(crc!)} for the empty tensor ${JSON.stringify(e.name)}, whose CRC-32 is 00000000`);
   }
   if (out.size !== header.entries.length) {
     const names = new Set(header.entries.map((e) => e.name));
@@ -240,7 +237,7 @@ export class CheckedTensorBytes {
       return;
     }
     this.#failure = new CorruptCheckpointError(
-      `${this.file} is damaged: tensor ${JSON.stringify(this.tensor)} has CRC-32 ${hex8(crc)} but __metadata__["${TENSOR_CRC_KEY}"] records ${hex8(this.expected)}. ` +
+      `${this.file} is damaged: tensor ${JSON.stringify(this.tensor)} has CRC-32 ${crcHex(crc)} but __metadata__["${TENSOR_CRC_KEY}"] records ${crcHex(this.expected)}. ` +
         "Restore the file from another copy or save it again (or load with `verify: false` to read it anyway).",
       { subject: this.file },
     );

@@ -1,6 +1,6 @@
 import { CorruptCheckpointError } from "../../errors.js";
 import type { ByteSource } from "../../io/byte-source.js";
-import { crc32 } from "../zip/crc32.js";
+import { crc32, crcHex } from "../zip/crc32.js";
 
 /** Unread record tails up to this size are checked at once (see `#checkShortTail`). */
 const SHORT_TAIL = 4 << 20;
@@ -76,25 +76,28 @@ export class StorageRecord {
     if (this.#verified) {
       if (length <= PIECE * AHEAD) return this.source.read(this.offset + offset, length, into);
       // Long unchecked reads go in pieces too: a cold disk sees a queue of requests, not one at a time.
-      const out = into ?? new Uint8Array(length);
-      await pipelined(length, (at, n) => this.source.read(this.offset + offset + at, n, out.subarray(at, at + n)), (bytes, at) => {
-        if (bytes.buffer !== out.buffer || bytes.byteOffset !== out.byteOffset + at) out.set(bytes, at);
-      });
-      return out;
+      return this.#readPieces(offset, length, into);
     }
+    let out: Uint8Array;
     if (length <= PIECE) {
-      const out = await this.source.read(this.offset + offset, length, into);
+      out = await this.source.read(this.offset + offset, length, into);
       this.#fold(out.subarray(0, length), offset);
-      if (this.#shortTail()) await this.#checkShortTail();
-      return out;
+    } else {
+      // A long read goes piece by piece, reading the next pieces while this one is checksummed.
+      out = await this.#readPieces(offset, length, into, (bytes, at) => this.#fold(bytes, offset + at));
     }
-    // A long read goes piece by piece, reading the next piece while this one is checksummed.
+    if (this.#shortTail()) await this.#checkShortTail();
+    return out;
+  }
+
+  /** Bytes `[offset, offset + length)` read in pieces with several in flight, each handed to `each` as it arrives. */
+  async #readPieces(offset: number, length: number, into: Uint8Array | undefined, each?: (bytes: Uint8Array, at: number) => void): Promise<Uint8Array> {
     const out = into ?? new Uint8Array(length);
     await pipelined(length, (at, n) => this.source.read(this.offset + offset + at, n, out.subarray(at, at + n)), (bytes, at) => {
+      // A source may hand back its own buffer instead of filling the one it was given.
       if (bytes.buffer !== out.buffer || bytes.byteOffset !== out.byteOffset + at) out.set(bytes, at);
-      this.#fold(bytes, offset + at);
+      each?.(bytes, at);
     });
-    await this.#checkShortTail();
     return out;
   }
 
@@ -105,7 +108,6 @@ export class StorageRecord {
    * later read (so a partial load does not read unrequested megabytes).
    */
   async #checkShortTail(): Promise<void> {
-    if (!this.#shortTail()) return;
     const at = this.#next;
     this.#fold(await this.source.read(this.offset + at, this.size - at), at);
   }
@@ -141,12 +143,9 @@ export class StorageRecord {
 
   #finish(crc: number): void {
     if (crc >>> 0 !== (this.expectedCrc! >>> 0)) {
-      throw new CorruptCheckpointError(`${this.name} is damaged: its CRC32 is ${hex(crc)} but the archive records ${hex(this.expectedCrc!)}. Restore the checkpoint from another copy (or pass \`verify: false\` to read it anyway).`, { subject: this.name });
+      throw new CorruptCheckpointError(`${this.name} is damaged: its CRC32 is 0x${crcHex(crc)} but the archive records 0x${crcHex(this.expectedCrc!)}. Restore the checkpoint from another copy (or pass \`verify: false\` to read it anyway).`, { subject: this.name });
     }
     this.#verified = true;
   }
 }
 
-function hex(n: number): string {
-  return `0x${(n >>> 0).toString(16).padStart(8, "0")}`;
-}

@@ -136,3 +136,8 @@ export function crc32(data: Uint8Array, previous = 0): number {
   }
   return crc;
 }
+
+/** A CRC-32 as it is written and shown everywhere: 8 lower-case hex digits. */
+export function crcHex(crc: number): string {
+  return (crc >>> 0).toString(16).padStart(8, "0");
+}

@@ -25,7 +25,7 @@ import {
   ZIP64_EOCD_SIZE,
   ZIP64_LOCATOR_SIZE,
 } from "./constants.js";
-import { crc32 } from "./crc32.js";
+import { crc32, crcHex } from "./crc32.js";
 
 export interface ZipEntry {
   readonly name: string;
@@ -328,8 +328,8 @@ async function readLocalHeader(source: ByteSource, record: CentralRecord, cdOffs
     if (crc !== record.crc32 || size !== record.size || compressed !== record.size) {
       throw corrupt(
         source,
-        `local and central headers disagree: local CRC 0x${hex(crc)} and sizes ${compressed}/${size}, ` +
-          `central CRC 0x${hex(record.crc32)} and size ${record.size}`,
+        `local and central headers disagree: local CRC 0x${crcHex(crc)} and sizes ${compressed}/${size}, ` +
+          `central CRC 0x${crcHex(record.crc32)} and size ${record.size}`,
         name,
       );
     }
@@ -337,9 +337,6 @@ async function readLocalHeader(source: ByteSource, record: CentralRecord, cdOffs
   return at + headerLength;
 }
 
-function hex(n: number): string {
-  return n.toString(16).padStart(8, "0");
-}
 
 async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
@@ -415,7 +412,7 @@ export async function verifyEntry(archive: ZipArchive, entry: ZipEntry): Promise
   if (crc !== entry.crc32) {
     throw corrupt(
       source,
-      `CRC-32 mismatch: the central directory records 0x${hex(entry.crc32)} but the data gives 0x${hex(crc)}`,
+      `CRC-32 mismatch: the central directory records 0x${crcHex(entry.crc32)} but the data gives 0x${crcHex(crc)}`,
       entry.name,
     );
   }
